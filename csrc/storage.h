@@ -1,0 +1,86 @@
+/*
+ * storage.h -- helpers shared by the storage files only (proj.c, edit.c,
+ * random.c).  Not part of the public API and not used by the kernels.
+ *
+ * Invariants the storage code relies on (see also internal.h):
+ *   - a row with cap > 0 has post != NULL and col[c] != NULL exactly for
+ *     the enabled columns c; a row with cap == 0 has every pointer NULL;
+ *   - the directory headers rows[n_pre .. rows_cap) are all zero, so
+ *     growing n_pre inside the capacity finds empty rows;
+ *   - n_synapses == sum of rows[i].n.
+ */
+#ifndef CONNECTOME_STORAGE_H
+#define CONNECTOME_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* Seed "domains": each random operation mixes its own constant into the
+ * caller's seed, so e.g. fill_random and grow with the same seed do not
+ * draw correlated streams. */
+#define CX_DOM_FILL 0x0ull
+#define CX_DOM_ADDPRE 0x6A09E667F3BCC908ull
+#define CX_DOM_ADDPOST 0xBB67AE8584CAA73Bull
+#define CX_DOM_SAMPLE 0x3C6EF372FE94F82Bull
+#define CX_DOM_GROWW 0xA54FF53A5F1D36F1ull
+
+/* Thread count for the storage code: cx_clamp_threads, capped so that
+ * per-thread scratch (512 KiB of histograms in prune_count, an n_post-bit
+ * bitmap in fill_random) stays bounded whatever the caller passes.
+ * Results never depend on it. */
+#define CX_STORAGE_MAX_THREADS 64
+static inline int cx_storage_threads(int n_threads) {
+    int nt = cx_clamp_threads(n_threads);
+    return nt > CX_STORAGE_MAX_THREADS ? CX_STORAGE_MAX_THREADS : nt;
+}
+
+/* 1 if n elements of elem bytes (plus one spare) have a representable
+ * size: guards every malloc(n * elem) against size_t wrap-around. */
+static inline int cx_fits(cx_size n, size_t elem) {
+    return n >= 0 && (uint64_t)n < (uint64_t)(PTRDIFF_MAX / elem) - 1;
+}
+
+/* Number of bits needed to represent every value in [0, n), n >= 0. */
+static inline int cx_bits_for(uint64_t n) {
+    int b = 0;
+    while (b < 64 && n > 1 && ((n - 1) >> b) != 0)
+        b++;
+    return b;
+}
+
+/* First position in a[lo, hi) with a[pos] >= x (a ascending). */
+static inline cx_index cx_lower_bound_index(const cx_index *a, cx_index lo, cx_index hi,
+                                            cx_index x) {
+    while (lo < hi) {
+        cx_index mid = lo + (hi - lo) / 2;
+        if (a[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * Stable LSD radix sort of key[n] ascending, carrying val[n] along
+ * (val may be NULL).  Only the low `bits` bits of each key may be set.
+ * scratch[n] is used if given (else allocated).  Each pass uses
+ * per-chunk histograms over fixed chunks; since the sort is stable the
+ * output never depends on n_threads.
+ * Errors: ENOMEM (the input is then unchanged).
+ */
+cx_status cx_radix_sort(uint64_t *key, uint32_t *val, cx_size n, int bits, int n_threads,
+                        uint64_t *scratch);
+
+/*
+ * Insert c new synapses into row r: post[c] strictly increasing and absent
+ * from the row, weights w[c] (NULL: 0), at[c] = the number of old entries
+ * below post[k] (non-decreasing).  Every other enabled column of the new
+ * synapses is 0.  Requires r->cap >= r->n + c; cannot fail.
+ */
+void cx_row_insert_sorted(unsigned cols, cx_row *r, const cx_index *post, const cx_real *w,
+                          const cx_index *at, cx_index c);
+
+#endif /* CONNECTOME_STORAGE_H */
