@@ -22,18 +22,7 @@ enum { DO_DX = 1, DO_GRAD = 2 };
  *          one 8-wide vector (GNU vector extension, two 4-wide halves on
  *          SSE2) or plain scalars, with the same operations either way.
  */
-#if defined(__GNUC__) && !defined(CONNECTOME_NO_VECTOR_EXT)
-#define HAVE_V8 1
-typedef cx_real v8 __attribute__((vector_size(8 * sizeof(cx_real))));
-typedef cx_real v4 __attribute__((vector_size(4 * sizeof(cx_real))));
-typedef cx_real v2 __attribute__((vector_size(2 * sizeof(cx_real))));
-#if defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector)
-#define HAVE_SHUFFLEVECTOR 1
-#define SHUF __builtin_shufflevector
-#endif
-#endif
-
+#ifdef HAVE_V8
 /* The lane tree above on a vector: ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)). */
 static CX_ALWAYS_INLINE cx_real reduce8(const v8 *s) {
 #ifdef HAVE_SHUFFLEVECTOR
@@ -106,7 +95,6 @@ static CX_ALWAYS_INLINE void bwd_slice(const cx_index *restrict post, const cx_r
 }
 
 #ifdef HAVE_V8
-#define V8_MAX 8 /* B <= 64 */
 /*
  * bwd_slice for a constant B in {8, 16, ..., 64}: x[pre, :] and the dx
  * accumulators live in registers for the whole slice, and the gradient
@@ -338,7 +326,8 @@ cx_status cx_proj_backward(cx_proj *p, cx_index B, const cx_real *x, const cx_re
         return CX_OK;
     if (dy == NULL || ((what & DO_GRAD) && x == NULL))
         return CX_EINVAL;
-    const cx_index T = cx_tile_targets(B), R = cx_block_rows(B);
+    cx_index T, R;
+    cx_blocking(p, B, &T, &R);
     int nt = cx_kernel_threads(n_threads, p->n_synapses * B);
     if (nt > p->n_pre)
         nt = p->n_pre;

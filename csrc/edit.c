@@ -7,6 +7,13 @@
  */
 #include "storage.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 /* ============================================================ radix sort */
 
 #define RADIX_MAX_DIGIT 11         /* <= 2048 buckets: a histogram fits in L1 */
@@ -188,6 +195,19 @@ static inline uint32_t wkey(cx_real w) {
     return u > 0x7f800000u ? 0u : u + 1u;
 }
 
+/* Prefetch the first lines of a row's post and weight arrays: every row is
+ * its own allocation, so the hardware prefetcher starts cold on each one;
+ * touching the next row's head while this one is processed hides that. */
+static inline void prefetch_row_head(const cx_row *r, int with_post) {
+    const char *p = (const char *)r->post, *w = (const char *)r->col[CX_COL_WEIGHT];
+    size_t bytes = (size_t)r->n * sizeof(cx_real);
+    for (size_t o = 0; o < bytes && o < 512; o += 64) {
+        if (with_post)
+            __builtin_prefetch(p + o);
+        __builtin_prefetch(w + o);
+    }
+}
+
 /*
  * Compact row r, dropping every synapse with wkey < T and, among those with
  * wkey == T, the ones whose running tie number (*ties, counted over the
@@ -247,6 +267,140 @@ static cx_index row_prune(unsigned cols, cx_row *r, uint32_t T, cx_size *ties, c
     *ties = tie;
     r->n = o;
     return n - o;
+}
+
+
+/*
+ * Vector compaction (x86-64, AVX2 chosen at run time; the build itself
+ * stays baseline x86-64).  Same decisions as row_prune, 8 synapses at a
+ * time: the keep mask selects a lane permutation from a 256-entry table,
+ * and every array's block is permuted and stored at the output position
+ * (a full 8-lane store at o <= j never reaches past the block just read;
+ * the lanes beyond the kept ones are overwritten later or lie past the
+ * new length).  A block holding a tie while ties are still being dropped
+ * is decided lane by lane, in order.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CX_PRUNE_AVX2 1
+typedef struct {
+    uint32_t idx[256][8];
+} perm_table;
+
+static void perm_init(perm_table *pt) {
+    for (int m = 0; m < 256; m++) {
+        int o = 0;
+        for (int l = 0; l < 8; l++)
+            if ((m >> l) & 1)
+                pt->idx[m][o++] = (uint32_t)l;
+        while (o < 8)
+            pt->idx[m][o++] = 0;
+    }
+}
+
+static int have_avx2(void) {
+#ifdef CX_STORAGE_TEST_ALT
+    return 0; /* test hook: the portable path */
+#else
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+#endif
+}
+
+__attribute__((target("avx2"))) static cx_index
+row_prune_avx2(unsigned cols, cx_row *r, uint32_t T, cx_size *ties, cx_size r_ties,
+               const perm_table *pt) {
+    cx_index n = r->n;
+    cx_index *P = r->post;
+    cx_real *W = r->col[CX_COL_WEIGHT];
+    cx_size tie = *ties;
+    cx_index j = 0;
+    for (; j < n; j++) { /* the prefix up to the first drop stays */
+        uint32_t k = wkey(W[j]);
+        if (k < T)
+            break;
+        if (k == T && tie++ < r_ties)
+            break;
+    }
+    if (j == n) {
+        *ties = tie;
+        return 0;
+    }
+    cx_real *x[CX_N_COLS];
+    int nx = extra_cols(cols, r, x);
+    cx_index o = j++; /* entry j is dropped */
+    const __m256i vT = _mm256_set1_epi32((int32_t)T), absm = _mm256_set1_epi32(0x7fffffff);
+    const __m256i inf = _mm256_set1_epi32(0x7f800000), one = _mm256_set1_epi32(1);
+    for (; j + 8 <= n; j += 8) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(W + j));
+        __m256i u = _mm256_and_si256(w, absm);
+        __m256i k = _mm256_andnot_si256(_mm256_cmpgt_epi32(u, inf), _mm256_add_epi32(u, one));
+        int em = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(k, vT)));
+        int km;
+        if (em && tie < r_ties) {
+            km = 0;
+            for (int l = 0; l < 8; l++) {
+                uint32_t kl = wkey(W[j + l]);
+                int eq = kl == T;
+                int drop = (kl < T) | (eq & (tie < r_ties));
+                tie += eq;
+                km |= (!drop) << l;
+            }
+        } else {
+            tie += __builtin_popcount((unsigned)em);
+            km = ~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(vT, k))) & 255;
+        }
+        __m256i idx = _mm256_loadu_si256((const __m256i *)pt->idx[km]);
+        __m256i pv = _mm256_loadu_si256((const __m256i *)(P + j));
+        _mm256_storeu_si256((__m256i *)(P + o), _mm256_permutevar8x32_epi32(pv, idx));
+        _mm256_storeu_si256((__m256i *)(W + o), _mm256_permutevar8x32_epi32(w, idx));
+        for (int c = 0; c < nx; c++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x[c] + j));
+            _mm256_storeu_si256((__m256i *)(x[c] + o), _mm256_permutevar8x32_epi32(xv, idx));
+        }
+        o += __builtin_popcount((unsigned)km);
+    }
+    for (; j < n; j++) {
+        cx_real w = W[j];
+        uint32_t k = wkey(w);
+        int eq = k == T;
+        int drop = (k < T) | (eq & (tie < r_ties));
+        tie += eq;
+        P[o] = P[j];
+        W[o] = w;
+        for (int c = 0; c < nx; c++)
+            x[c][o] = x[c][j];
+        o += !drop;
+    }
+    *ties = tie;
+    r->n = o;
+    return n - o;
+}
+#else
+typedef struct {
+    int unused;
+} perm_table;
+static void perm_init(perm_table *pt) { (void)pt; }
+static int have_avx2(void) { return 0; }
+#endif
+
+/* row_prune, vectorised when pt != NULL (AVX2 available). */
+static inline cx_index row_prune_v(unsigned cols, cx_row *r, uint32_t T, cx_size *ties,
+                                   cx_size r_ties, const perm_table *pt) {
+#ifdef CX_PRUNE_AVX2
+    if (pt)
+        return row_prune_avx2(cols, r, T, ties, r_ties, pt);
+#endif
+    (void)pt;
+    return row_prune(cols, r, T, ties, r_ties);
+}
+
+/* The permutation table if the vector path can run (pt is the caller's
+ * storage), else NULL. */
+static const perm_table *prune_vector_table(perm_table *pt) {
+    if (!have_avx2())
+        return NULL;
+    perm_init(pt);
+    return pt;
 }
 
 /* ========================================================= batched edits */
@@ -502,6 +656,8 @@ cx_status cx_proj_prune_threshold(cx_proj *proj, cx_real threshold, int n_thread
     if (!proj || isnan(threshold))
         return CX_EINVAL;
     uint32_t T = threshold_key(threshold);
+    perm_table ptab;
+    const perm_table *vt = prune_vector_table(&ptab);
     int nt = cx_storage_threads(n_threads);
     (void)nt;
     cx_size removed = 0;
@@ -512,7 +668,9 @@ cx_status cx_proj_prune_threshold(cx_proj *proj, cx_real threshold, int n_thread
 #endif
     for (cx_index i = 0; i < proj->n_pre; i++) {
         cx_size ties = 0;
-        removed += row_prune(cols, &rows[i], T, &ties, 0);
+        if (i + 1 < proj->n_pre)
+            prefetch_row_head(&rows[i + 1], 1);
+        removed += row_prune_v(cols, &rows[i], T, &ties, 0, vt);
     }
     proj->n_synapses -= removed;
     if (n_removed)
@@ -572,8 +730,9 @@ static cx_index row_prune_record(unsigned cols, cx_row *r, cx_index i, uint32_t 
         }
         P[o] = P[j];
         W[o] = w;
-        for (int c = 0; c < nx; c++)
-            x[c][o] = x[c][j];
+        if (nx) /* loop-invariant: the compiler unswitches it */
+            for (int c = 0; c < nx; c++)
+                x[c][o] = x[c][j];
         o += k >= T;
     }
     *ci = q;
@@ -589,10 +748,327 @@ static cx_size bin_total(const cx_size *hist, int nt, uint32_t d) {
     return tot;
 }
 
+/* ============================================ prune_count: sampled bracket */
+
+#define SAMPLE_GROUPS 4096 /* sample: groups of SAMPLE_RUN consecutive keys */
+#define SAMPLE_RUN 16      /* one cache line of weights per group */
+
 /*
- * Exact count pruning by radix select over wkey (the n smallest |w|, ties
- * in (pre, post) order).  Pass 1 histograms the high 16 bits per chunk of
- * rows and finds the bin H holding the n-th smallest key.
+ * The k-th smallest (0-based, k < total) of the keys held in nseg segments
+ * a[s][0, len[s]), by a two-level 16-bit histogram select; h[SEL_BINS] is
+ * scratch.  O(total + SEL_BINS)
+ */
+static uint32_t kth_key(uint32_t *const *a, const cx_size *len, int nseg, cx_size k,
+                        uint32_t *h) {
+    memset(h, 0, SEL_BINS * sizeof(uint32_t));
+    for (int s = 0; s < nseg; s++)
+        for (cx_size q = 0; q < len[s]; q++)
+            h[a[s][q] >> 16]++;
+    uint32_t H = 0;
+    cx_size acc = 0;
+    for (; H < SEL_BINS - 1 && acc + h[H] <= k; H++)
+        acc += h[H];
+    memset(h, 0, SEL_BINS * sizeof(uint32_t));
+    for (int s = 0; s < nseg; s++)
+        for (cx_size q = 0; q < len[s]; q++)
+            if ((a[s][q] >> 16) == H)
+                h[a[s][q] & 0xffffu]++;
+    uint32_t L = 0;
+    for (; L < SEL_BINS - 1 && acc + h[L] <= k; L++)
+        acc += h[L];
+    return (H << 16) | L;
+}
+
+/*
+ * Pass A of the fast path over chunk rows [lo, hi): count the keys below
+ * klo and copy the keys in [klo, khi] (in (pre, post) order) to buf while
+ * they fit in cap; *c_in gets how many there were.  Read-only.
+ */
+static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo,
+                         uint32_t khi, uint32_t *buf, cx_size cap, cx_size *below,
+                         cx_size *c_in) {
+    const uint32_t span = khi - klo;
+    const int32_t slo = (int32_t)(klo < 0x7f800002u ? klo : 0x7f800002u);
+    const int32_t shi = (int32_t)(khi < 0x7f800002u ? khi : 0x7f800002u);
+    cx_size b = 0, c = 0;
+    for (cx_index i = lo; i < hi; i++) {
+        const cx_real *W = rows[i].col[CX_COL_WEIGHT];
+        cx_index n = rows[i].n, j = 0;
+        if (i + 1 < hi)
+            prefetch_row_head(&rows[i + 1], 0);
+#ifdef __SSE2__
+        /* 4 keys at a time (keys < 2^31: signed compares): count the keys
+         * below, then collect the lanes inside the bracket (rare) */
+        const __m128i vlo = _mm_set1_epi32(slo), vhi = _mm_set1_epi32(shi);
+        const __m128i abs = _mm_set1_epi32(0x7fffffff), inf = _mm_set1_epi32(0x7f800000);
+        const __m128i one = _mm_set1_epi32(1);
+        __m128i vb = _mm_setzero_si128();
+        for (; j + 4 <= n; j += 4) {
+            __m128i u = _mm_and_si128(_mm_loadu_si128((const __m128i *)(W + j)), abs);
+            __m128i k = _mm_andnot_si128(_mm_cmpgt_epi32(u, inf), _mm_add_epi32(u, one));
+            __m128i lt = _mm_cmpgt_epi32(vlo, k);
+            vb = _mm_sub_epi32(vb, lt);
+            __m128i out = _mm_or_si128(lt, _mm_cmpgt_epi32(k, vhi));
+            int m = ~_mm_movemask_ps(_mm_castsi128_ps(out)) & 15;
+            if (m) {
+                uint32_t kk[4];
+                _mm_storeu_si128((__m128i *)kk, k);
+                do {
+                    int l = __builtin_ctz((unsigned)m);
+                    if (c < cap)
+                        buf[c] = kk[l];
+                    c++;
+                    m &= m - 1;
+                } while (m);
+            }
+        }
+        { /* a lane counts at most n / 4 < 2^29 keys of this row */
+            uint32_t t4[4];
+            _mm_storeu_si128((__m128i *)t4, vb);
+            b += (cx_size)t4[0] + t4[1] + t4[2] + t4[3];
+        }
+#else
+        (void)slo;
+        (void)shi;
+#endif
+        for (; j < n; j++) {
+            uint32_t k = wkey(W[j]);
+            b += k < klo;
+            if (k - klo <= span) {
+                if (c < cap)
+                    buf[c] = k;
+                c++;
+            }
+        }
+    }
+    *below = b;
+    *c_in = c;
+}
+
+/* bracket_scan with 8-lane AVX2 vectors (chosen at run time). */
+#ifdef CX_PRUNE_AVX2
+/*
+ * Pass A (AVX2) over chunk rows [lo, hi): count the keys below
+ * klo and copy the keys in [klo, khi] (in (pre, post) order) to buf while
+ * they fit in cap; *c_in gets how many there were.  Read-only.
+ */
+__attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo,
+                         uint32_t khi, uint32_t *buf, cx_size cap, cx_size *below,
+                         cx_size *c_in) {
+    const uint32_t span = khi - klo;
+    const int32_t slo = (int32_t)(klo < 0x7f800002u ? klo : 0x7f800002u);
+    const int32_t shi = (int32_t)(khi < 0x7f800002u ? khi : 0x7f800002u);
+    cx_size b = 0, c = 0;
+    for (cx_index i = lo; i < hi; i++) {
+        const cx_real *W = rows[i].col[CX_COL_WEIGHT];
+        cx_index n = rows[i].n, j = 0;
+        if (i + 1 < hi)
+            prefetch_row_head(&rows[i + 1], 0);
+#if 1
+        /* 8 keys at a time (keys < 2^31: signed compares): count the keys
+         * below, then collect the lanes inside the bracket (rare) */
+        const __m256i vlo = _mm256_set1_epi32(slo), vhi = _mm256_set1_epi32(shi);
+        const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+        const __m256i one = _mm256_set1_epi32(1);
+        __m256i vb = _mm256_setzero_si256();
+        for (; j + 8 <= n; j += 8) {
+            __m256i u = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(W + j)), abs);
+            __m256i k = _mm256_andnot_si256(_mm256_cmpgt_epi32(u, inf), _mm256_add_epi32(u, one));
+            __m256i lt = _mm256_cmpgt_epi32(vlo, k);
+            vb = _mm256_sub_epi32(vb, lt);
+            __m256i out = _mm256_or_si256(lt, _mm256_cmpgt_epi32(k, vhi));
+            int m = ~_mm256_movemask_ps(_mm256_castsi256_ps(out)) & 255;
+            if (m) {
+                uint32_t kk[8];
+                _mm256_storeu_si256((__m256i *)kk, k);
+                do {
+                    int l = __builtin_ctz((unsigned)m);
+                    if (c < cap)
+                        buf[c] = kk[l];
+                    c++;
+                    m &= m - 1;
+                } while (m);
+            }
+        }
+        { /* a lane counts at most n / 8 < 2^28 keys of this row */
+            uint32_t t4[8];
+            _mm256_storeu_si256((__m256i *)t4, vb);
+            b += (cx_size)t4[0] + t4[1] + t4[2] + t4[3] + t4[4] + t4[5] + t4[6] + t4[7];
+        }
+#else
+        (void)slo;
+        (void)shi;
+#endif
+        for (; j < n; j++) {
+            uint32_t k = wkey(W[j]);
+            b += k < klo;
+            if (k - klo <= span) {
+                if (c < cap)
+                    buf[c] = k;
+                c++;
+            }
+        }
+    }
+    *below = b;
+    *c_in = c;
+}
+#endif
+
+/*
+ * Find the exact cut of prune_count(n) with one read-only pass over the
+ * weights: a deterministic sample of the keys (SAMPLE_GROUPS runs of
+ * SAMPLE_RUN consecutive keys, evenly spaced in export order, or every key
+ * when there are few) brackets the n-th smallest key in [klo, khi] with a
+ * wide margin (6 standard deviations of the sample quantile plus 0.1%);
+ * the pass counts the keys below klo per chunk and collects the keys
+ * inside the bracket, among which the exact key T is selected.  The
+ * sample only affects speed: when the bracket misses, or a chunk's
+ * collection overflows, this returns 0 and the caller uses the histogram
+ * path.  On success (1): every key < *T goes, plus the first *r_ties keys
+ * == *T in (pre, post) order, and tb[t] = the number of keys == *T in the
+ * chunks before t (only when *r_ties > 0).
+ */
+static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T,
+                             cx_size *r_ties, cx_size *tb, int avx2) {
+    (void)avx2; /* unused without the x86-64 vector paths */
+    const cx_row *rows = proj->rows;
+    cx_index n_pre = proj->n_pre;
+    cx_size N = proj->n_synapses;
+    int ok = 0;
+    uint32_t *h = malloc(SEL_BINS * sizeof(uint32_t));
+    uint32_t *smp = malloc((size_t)SAMPLE_GROUPS * SAMPLE_RUN * sizeof(uint32_t));
+    cx_size *cnt = malloc((size_t)nt * 3 * sizeof(cx_size)); /* cap, below, in */
+    uint32_t **seg = malloc((size_t)nt * sizeof(uint32_t *));
+    uint32_t *buf = NULL;
+    if (!h || !smp || !cnt || !seg)
+        goto out;
+    /* ---- sample */
+    cx_size S = 0;
+    if (N <= (cx_size)SAMPLE_GROUPS * SAMPLE_RUN) {
+        for (cx_index i = 0; i < n_pre; i++)
+            for (cx_index j = 0; j < rows[i].n; j++)
+                smp[S++] = wkey(rows[i].col[CX_COL_WEIGHT][j]);
+    } else {
+        cx_index i = 0;
+        cx_size base = 0; /* export position of row i's first synapse */
+        for (cx_size g = 0; g < SAMPLE_GROUPS; g++) {
+            cx_size pos = (2 * g + 1) * (N / 2) / SAMPLE_GROUPS; /* ascending */
+            while (base + rows[i].n <= pos)
+                base += rows[i++].n;
+            const cx_real *W = rows[i].col[CX_COL_WEIGHT];
+            cx_index j = (cx_index)(pos - base), e = j + SAMPLE_RUN;
+            if (e > rows[i].n)
+                e = rows[i].n;
+            for (; j < e; j++)
+                smp[S++] = wkey(W[j]);
+        }
+    }
+    cx_size one = S;
+    uint32_t *sp = smp;
+    double q = (double)n / (double)N, rk = q * (double)S;
+    double d = 6.0 * sqrt((double)S * q * (1.0 - q)) + (double)S / 1024.0 + 8.0;
+    double rlo = floor(rk - d), rhi = ceil(rk + d);
+    if (S == N) /* the sample is everything: the bracket is exact */
+        rlo = rhi = (double)(n - 1);
+    uint32_t klo = rlo < 0 ? 0u : kth_key(&sp, &one, 1, (cx_size)rlo, h);
+    uint32_t khi = rhi >= (double)S ? UINT32_MAX : kth_key(&sp, &one, 1, (cx_size)rhi, h);
+#ifdef CX_STORAGE_TEST_ALT
+    if (n & 4) /* test hook: a bracket past every key misses the cut */
+        klo = khi = 0x7f800002u;
+#endif
+    double f = (rhi >= (double)S ? (double)S : rhi + 1) - (rlo < 0 ? 0 : rlo);
+    f /= (double)S;
+    /* ---- per-chunk collection buffers: 3x the expected share */
+    cx_size tot = 0;
+    for (int t = 0; t < nt; t++) {
+        cx_index lo, hi;
+        chunk_rows(n_pre, t, nt, &lo, &hi);
+        cx_size m = 0;
+        for (cx_index i = lo; i < hi; i++)
+            m += rows[i].n;
+        double c = 3.0 * f * (double)m + 4096.0;
+        cnt[t] = c < (double)m ? (cx_size)c : m;
+        tot += cnt[t];
+    }
+    buf = malloc(((size_t)tot + 1) * sizeof(uint32_t));
+    if (!buf)
+        goto out;
+    tot = 0;
+    for (int t = 0; t < nt; t++) {
+        seg[t] = buf + tot;
+        tot += cnt[t];
+    }
+    /* ---- pass A: read-only, parallel over the chunks */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; t++) {
+        cx_index lo, hi;
+        chunk_rows(n_pre, t, nt, &lo, &hi);
+#ifdef CX_PRUNE_AVX2
+        if (avx2)
+            bracket_scan_avx2(rows, lo, hi, klo, khi, seg[t], cnt[t], &cnt[nt + t],
+                              &cnt[2 * nt + t]);
+        else
+#endif
+            bracket_scan(rows, lo, hi, klo, khi, seg[t], cnt[t], &cnt[nt + t],
+                         &cnt[2 * nt + t]);
+    }
+    cx_size B = 0, C = 0;
+    int over = 0;
+    for (int t = 0; t < nt; t++) {
+        B += cnt[nt + t];
+        C += cnt[2 * nt + t];
+        over |= cnt[2 * nt + t] > cnt[t];
+    }
+    if (!(B < n && n <= B + C))
+        goto out; /* the bracket missed the cut */
+    cx_size less = 0, *len = cnt + 2 * nt; /* len[t]: keys collected by chunk t */
+    if (over) {
+        if (klo != khi)
+            goto out;
+        *T = klo; /* every collected key is klo: no need to have kept them */
+    } else {
+        *T = kth_key(seg, len, nt, n - B - 1, h);
+        for (int t = 0; t < nt; t++) {
+            cx_size e = 0;
+            for (cx_size k = 0; k < len[t]; k++) {
+                less += seg[t][k] < *T;
+                e += seg[t][k] == *T;
+            }
+            len[t] = e; /* now: keys == T in chunk t */
+        }
+    }
+    cx_size eq = 0;
+    for (int t = 0; t < nt; t++) {
+        tb[t] = eq;
+        eq += len[t];
+    }
+    *r_ties = n - B - less; /* 1 <= r_ties <= eq */
+    if (*r_ties == eq) {
+        *T += 1; /* every tie goes: T <= 0x7f800001 here */
+        *r_ties = 0;
+    }
+    ok = 1;
+out:
+    free(h);
+    free(smp);
+    free(cnt);
+    free(seg);
+    free(buf);
+    return ok;
+}
+
+/*
+ * Exact count pruning (the n smallest |w| by wkey, ties in (pre, post)
+ * order).
+ *   - Fast path (prune_cut_sampled): one read-only pass over the weights
+ *     finds the exact cut key T and the number of ties to drop, then one
+ *     compaction pass (row_prune, AVX2 when available) removes them.
+ *     When the sampled bracket misses (or collects too much) it falls
+ *     back to the radix select below; the result is the same either way.
+ * Radix select: pass 1 histograms the high 16 bits per chunk of rows and
+ * finds the bin H holding the n-th smallest key.
  *   - Usual case (bin H is small): one compaction pass drops every key
  *     with high half < H and records bin-H synapses as candidates; the
  *     low-half histogram of the candidates then fixes the exact cut, and
@@ -626,6 +1102,40 @@ cx_status cx_proj_prune_count(cx_proj *proj, cx_size n, int n_threads, cx_size *
     int nt = cx_storage_threads(n_threads);
     if (nt > n_pre)
         nt = n_pre > 0 ? n_pre : 1;
+    cx_size removed = 0;
+    perm_table ptab;
+    const perm_table *vt = prune_vector_table(&ptab);
+    int sampled = 1;
+#ifdef CX_STORAGE_TEST_ALT
+    sampled = (n & 2) != 0; /* test hook: exercise the histogram paths too */
+#endif
+    if (sampled) {
+        cx_size *tb0 = malloc(((size_t)nt + 1) * sizeof(cx_size));
+        uint32_t T;
+        cx_size r_ties;
+        if (tb0 && prune_cut_sampled(proj, n, nt, &T, &r_ties, tb0, vt != NULL)) {
+            /* commit: one compaction pass, parallel over the chunks */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : removed)
+#endif
+            for (int t = 0; t < nt; t++) {
+                cx_index lo, hi;
+                chunk_rows(n_pre, t, nt, &lo, &hi);
+                cx_size ties = tb0[t];
+                for (cx_index i = lo; i < hi; i++) {
+                    if (i + 1 < hi)
+                        prefetch_row_head(&rows[i + 1], 1);
+                    removed += row_prune_v(cols, &rows[i], T, &ties, r_ties, vt);
+                }
+            }
+            free(tb0);
+            proj->n_synapses -= removed; /* == n by construction */
+            if (n_removed)
+                *n_removed = removed;
+            return CX_OK;
+        }
+        free(tb0);
+    }
     cx_size *hist = malloc((size_t)nt * SEL_BINS * sizeof(cx_size));
     cx_size *tb = calloc((size_t)nt + 1, sizeof(cx_size));
     if (!hist || !tb) {
@@ -659,7 +1169,6 @@ cx_status cx_proj_prune_count(cx_proj *proj, cx_size n, int n_threads, cx_size *
         }
         below += tot;
     }
-    cx_size removed = 0;
 
     /* ---- usual case: candidates of bin H recorded during the compaction */
     cx_index *c_row = NULL, *c_pos = NULL;
@@ -812,7 +1321,7 @@ cx_status cx_proj_prune_count(cx_proj *proj, cx_size n, int n_threads, cx_size *
         chunk_rows(n_pre, t, nt, &lo, &hi);
         cx_size ties = tb[t];
         for (cx_index i = lo; i < hi; i++)
-            removed += row_prune(cols, &rows[i], T, &ties, r_ties);
+            removed += row_prune_v(cols, &rows[i], T, &ties, r_ties, vt);
     }
 done:
     proj->n_synapses -= removed; /* == n by construction */

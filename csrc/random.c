@@ -233,6 +233,121 @@ cx_status cx_proj_fill_random(cx_proj *proj, cx_index fanout, cx_init init, uint
 
 #define DRAW_CHUNK ((cx_size)1 << 16) /* draws per stream */
 
+#define RADIX_LOCAL_BITS 11 /* <= 2048 counters per local pass */
+/*
+ * Sort n 64-bit keys ascending (only the low `bits` bits set; scratch[n]
+ * given).  For large inputs: one MSD pass over memory on the top 11 bits
+ * (per-chunk histograms, as in cx_radix_sort), then each bucket (about
+ * n / 2048 keys, cache-resident) is sorted on its low bits by one or two
+ * LSD passes, in parallel over the buckets: two passes over memory instead
+ * of three.  A keys-only sort has one possible output, so the result does
+ * not depend on n_threads.  With one thread, for small inputs or for keys
+ * wider than 33 bits: cx_radix_sort.  ENOMEM (the keys are then unchanged).
+ */
+#define MSD_BITS 11
+static cx_status sort_keys(uint64_t *key, cx_size n, int bits, int n_threads,
+                           uint64_t *scratch) {
+    int low = bits - MSD_BITS;
+    int nt = cx_storage_threads(n_threads);
+    /* measured: the MSD pass pays with two threads, not with one */
+    if (nt < 2 || n < ((cx_size)1 << 16) || (uint64_t)n > UINT32_MAX || low < 1 ||
+        low > 2 * RADIX_LOCAL_BITS)
+        return cx_radix_sort(key, NULL, n, bits, n_threads, scratch);
+    const size_t nb = (size_t)1 << MSD_BITS;
+    cx_size *hist = malloc(((size_t)nt * nb + nb + 1) * sizeof(cx_size));
+    if (!hist)
+        return CX_ENOMEM;
+    cx_size *start = hist + (size_t)nt * nb; /* [nb + 1] bucket starts */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; t++) {
+        cx_size lo = n * t / nt, hi = n * (t + 1) / nt;
+        cx_size *h = hist + (size_t)t * nb;
+        memset(h, 0, nb * sizeof(cx_size));
+        for (cx_size i = lo; i < hi; i++)
+            h[key[i] >> low]++;
+    }
+    cx_size sum = 0, maxlen = 0;
+    for (size_t d = 0; d < nb; d++) {
+        start[d] = sum;
+        for (int t = 0; t < nt; t++) {
+            cx_size c = hist[(size_t)t * nb + d];
+            hist[(size_t)t * nb + d] = sum;
+            sum += c;
+        }
+        if (sum - start[d] > maxlen)
+            maxlen = sum - start[d];
+    }
+    start[nb] = n;
+    int two = low > RADIX_LOCAL_BITS; /* two local passes, via tbuf */
+    uint64_t *tbuf = two ? malloc((size_t)nt * ((size_t)maxlen + 1) * sizeof(uint64_t)) : NULL;
+    if (two && !tbuf) {
+        free(hist);
+        return CX_ENOMEM;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; t++) {
+        cx_size lo = n * t / nt, hi = n * (t + 1) / nt;
+        cx_size *h = hist + (size_t)t * nb;
+        for (cx_size i = lo; i < hi; i++)
+            scratch[h[key[i] >> low]++] = key[i];
+    }
+    /* per bucket: LSD on the low bits, scratch -> (tbuf ->) key */
+    const int w1 = two ? (low + 1) / 2 : low, w2 = low - w1;
+    const uint64_t m1 = ((uint64_t)1 << w1) - 1, m2 = ((uint64_t)1 << w2) - 1;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nt)
+#endif
+    for (size_t d = 0; d < nb; d++) {
+        cx_size s = start[d], len = start[d + 1] - s;
+        if (len == 0)
+            continue;
+        const uint64_t *src = scratch + s;
+        uint64_t *dst = key + s;
+        uint32_t cnt[1 << RADIX_LOCAL_BITS];
+        uint64_t *mid = dst;
+        if (two) {
+            int t = 0;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+#endif
+            mid = tbuf + (size_t)t * ((size_t)maxlen + 1);
+        }
+        /* pass 1: low w1 bits, src -> mid */
+        memset(cnt, 0, ((size_t)1 << w1) * sizeof(uint32_t));
+        for (cx_size i = 0; i < len; i++)
+            cnt[src[i] & m1]++;
+        uint32_t acc = 0;
+        for (size_t b = 0; b <= m1; b++) {
+            uint32_t c = cnt[b];
+            cnt[b] = acc;
+            acc += c;
+        }
+        for (cx_size i = 0; i < len; i++)
+            mid[cnt[src[i] & m1]++] = src[i];
+        if (!two)
+            continue;
+        /* pass 2: the next w2 bits, mid -> dst */
+        memset(cnt, 0, ((size_t)1 << w2) * sizeof(uint32_t));
+        for (cx_size i = 0; i < len; i++)
+            cnt[(mid[i] >> w1) & m2]++;
+        acc = 0;
+        for (size_t b = 0; b <= m2; b++) {
+            uint32_t c = cnt[b];
+            cnt[b] = acc;
+            acc += c;
+        }
+        for (cx_size i = 0; i < len; i++)
+            dst[cnt[(mid[i] >> w1) & m2]++] = mid[i];
+    }
+    free(tbuf);
+    free(hist);
+    return CX_OK;
+}
+
 /*
  * Draw m distinct values uniformly from [0, F) (2m <= F), ascending, into
  * a[m]; tmp[m] is scratch.  Draw with replacement, sort, drop repeats, and
@@ -258,7 +373,7 @@ static cx_status draw_distinct(uint64_t F, cx_size m, uint64_t seed, int nt, uin
             for (cx_size k = lo; k < hi; k++)
                 dst[k] = cx_rng_below(&s, F);
         }
-        cx_status st = cx_radix_sort(dst, NULL, need, bits, nt, tmp);
+        cx_status st = sort_keys(dst, need, bits, nt, tmp);
         if (st != CX_OK)
             return st;
         if (have == 0) { /* first round: drop repeats in place */
@@ -269,19 +384,34 @@ static cx_status draw_distinct(uint64_t F, cx_size m, uint64_t seed, int nt, uin
             have = o;
             continue;
         }
-        /* union of a[0, have) and dst[0, need), both sorted, no repeats */
-        cx_size i = 0, j = 0, o = 0;
-        while (i < have || j < need) {
-            uint64_t v;
-            if (j >= need || (i < have && a[i] <= dst[j]))
-                v = a[i++];
-            else
-                v = dst[j++];
-            if (o == 0 || tmp[o - 1] != v)
-                tmp[o++] = v;
+        /* union with a[0, have): the new distinct values not yet held
+         * (few: binary search each) go to tmp, then one backward merge in
+         * place (dst's space is free again) */
+        cx_size add = 0;
+        for (cx_size k = 0; k < need; k++) {
+            uint64_t v = dst[k];
+            if (k > 0 && dst[k - 1] == v)
+                continue;
+            cx_size x = 0, y = have;
+            while (x < y) {
+                cx_size mid = x + (y - x) / 2;
+                if (a[mid] < v)
+                    x = mid + 1;
+                else
+                    y = mid;
+            }
+            if (x < have && a[x] == v)
+                continue;
+            tmp[add++] = v;
         }
-        memcpy(a, tmp, (size_t)o * sizeof(uint64_t));
-        have = o;
+        cx_size i = have, j = add, o = have + add;
+        while (j > 0) {
+            if (i > 0 && a[i - 1] > tmp[j - 1])
+                a[--o] = a[--i];
+            else
+                a[--o] = tmp[--j];
+        }
+        have += add;
     }
     return CX_OK;
 }

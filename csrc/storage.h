@@ -4,7 +4,9 @@
  *
  * Invariants the storage code relies on (see also internal.h):
  *   - a row with cap > 0 has post != NULL and col[c] != NULL exactly for
- *     the enabled columns c; a row with cap == 0 has every pointer NULL;
+ *     the enabled columns c; a row with cap == 0 has no usable array (its
+ *     pointers are NULL, or blocks left by a failed growth, which the row
+ *     still owns and cx_row_free releases);
  *   - the directory headers rows[n_pre .. rows_cap) are all zero, so
  *     growing n_pre inside the capacity finds empty rows;
  *   - n_synapses == sum of rows[i].n.

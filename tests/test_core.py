@@ -745,3 +745,91 @@ def test_core_kernels_after_heavy_churn(seed):
         cp.backward(x, dy, dx, True, t)
         assert np.allclose(dx, dx_ref, rtol=1e-4, atol=1e-4), f"dx after churn, {t} threads"
         assert np.allclose(cp.get_column(_core.COL_GRAD), g_ref, rtol=1e-4, atol=1e-4)
+
+
+def _bad_binding_calls():
+    f32 = np.float32
+    cp_args = (4, 5)
+
+    def new():
+        cp = make_core(*cp_args, [0, 3], [1, 4], [1.0, 2.0])
+        cp.enable_column(_core.COL_GRAD)
+        return cp
+
+    x, y, dy = np.zeros((4, 2), f32), np.zeros((5, 2), f32), np.zeros((5, 2), f32)
+    return new, [
+        (
+            "pop_forward bias length",
+            lambda cp: _core.pop_forward(np.zeros((3, 2), f32), np.zeros(4, f32), _core.TANH, 1),
+        ),
+        ("pop_forward bad activation", lambda cp: _core.pop_forward(np.zeros((3, 2), f32), None, 17, 1)),
+        (
+            "pop_backward shape mismatch",
+            lambda cp: _core.pop_backward(np.zeros((3, 2), f32), np.zeros((3, 3), f32), None, _core.TANH, 1),
+        ),
+        (
+            "pop_backward bias_grad length",
+            lambda cp: _core.pop_backward(
+                np.zeros((3, 2), f32), np.zeros((3, 2), f32), np.zeros(2, f32), _core.TANH, 1
+            ),
+        ),
+        ("forward batch mismatch", lambda cp: cp.forward(x, np.zeros((5, 3), f32), 1)),
+        ("backward dy rows", lambda cp: cp.backward(x, np.zeros((4, 2), f32), None, True, 1)),
+        ("backward dx rows", lambda cp: cp.backward(x, dy, np.zeros((5, 2), f32), True, 1)),
+        ("backward dx batch", lambda cp: cp.backward(x, dy, np.zeros((4, 3), f32), True, 1)),
+        ("set_column length", lambda cp: cp.set_column(_core.COL_GRAD, np.zeros(3, f32))),
+        ("add dtype", lambda cp: cp.add(np.array([1], np.int64), np.array([1], np.int32), np.ones(1, f32))),
+        ("remove lengths", lambda cp: cp.remove(np.array([0, 3], np.int32), np.array([1], np.int32))),
+        ("row out of range", lambda cp: cp.row(4)),
+        ("row negative", lambda cp: cp.row(-1)),
+        ("fill_column disabled", lambda cp: cp.fill_column(_core.COL_STATE0, 1.0, 1)),
+        ("n_threads zero", lambda cp: cp.forward(x, y, 0)),
+        ("prune_count too many", lambda cp: cp.prune_count(3, 1)),
+        ("sample_absent negative", lambda cp: cp.sample_absent(-1, 0)),
+        ("add_post fanin > n_pre", lambda cp: cp.add_post(1, 5, _core.INIT_CONST, 0.0, 0.0, 0)),
+        ("negative seed", lambda cp: cp.grow(1, _core.INIT_CONST, 0.0, 0.0, -1, 1)),
+    ]
+
+
+_NEW, _BAD_CALLS = _bad_binding_calls()
+
+
+@pytest.mark.parametrize("case, call", _BAD_CALLS, ids=[c[0] for c in _BAD_CALLS])
+def test_core_binding_rejects_bad_arguments_atomically(case, call):
+    cp = _NEW()
+    cp.set_column(_core.COL_GRAD, np.array([0.25, -0.5], np.float32))
+    before = core_state(cp)
+    expected = {
+        "row out of range": IndexError,
+        "row negative": IndexError,
+        "negative seed": (ValueError, OverflowError),
+        "add dtype": (ValueError, TypeError),
+    }.get(case, ValueError)
+    with pytest.raises(expected):
+        call(cp)
+    assert core_state(cp) == before, case
+
+
+@given(coo_BS(max_pre=10, max_post=10), st.data(), seeds)
+def test_core_grow_inserts_exactly_the_sampled_pairs(coo, data, seed):
+    n_pre, n_post, pre, post, w = coo
+    cp = make_core(n_pre, n_post, pre, post, w)
+    n = data.draw(st.integers(0, n_pre * n_post - len(pre)))
+    sp, sq = cp.sample_absent(n, seed)
+    old = set(zip(pre.tolist(), post.tolist()))
+    cp.grow(n, _core.INIT_CONST, 0.5, 0.0, seed, data.draw(st.sampled_from([1, 2])))
+    p2, q2, _ = cp.to_coo()
+    assert set(zip(p2.tolist(), q2.tolist())) - old == set(zip(sp.tolist(), sq.tolist()))
+
+
+def test_core_nan_weights_in_prune():
+    cp = make_core(3, 3, [0, 1, 2, 2], [0, 1, 0, 2], [0.1, np.nan, -0.05, 2.0])
+    before = core_state(cp)
+    with pytest.raises(ValueError):
+        cp.prune_threshold(float("nan"), 1)
+    assert core_state(cp) == before
+    assert cp.prune_count(1, 1) == 1  # the NaN weight goes first
+    w = cp.to_coo()[2]
+    assert not np.isnan(w).any() and len(w) == 3
+    assert cp.prune_count(1, 2) == 1  # then the smallest |w|
+    assert cp.to_coo()[2].tolist() == [np.float32(0.1), 2.0]

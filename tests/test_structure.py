@@ -276,17 +276,22 @@ def test_edits_invalidate_the_forward_cache():
         lambda net, pops, ps: ps[0].grow(1),
         lambda net, pops, ps: pops[1].add_neurons(1),
         lambda net, pops, ps: pops[1].remove_neurons([0]),
+        lambda net, pops, ps: net.connect(pops[0], pops[2], fanout=1),  # new skip projection
+        lambda net, pops, ps: net.connect(pops[1], net.add_population("extra", 2), fanout=1),
     ]
     for edit in edits:
         net, pops, ps = two_layer(1)
         x = np.ones((2, 6), np.float32)
         net.forward(x)
         edit(net, pops, ps)
+        outs = net.outputs
+        dy = {p.name: np.ones((2, p.size), np.float32) for p in outs}
+        dy_api = dy if len(outs) > 1 else dy[outs[0].name]
         with pytest.raises(RuntimeError):
-            net.backward(np.ones((2, 4), np.float32))
+            net.backward(dy_api)
         # and after a new forward, backward works again
         net.forward(x)
-        net.backward(np.ones((2, 4), np.float32))
+        net.backward(dy_api)
 
 
 def test_backward_before_any_forward_raises():

@@ -152,6 +152,7 @@ def _default_threads_in_subprocess(env_threads, affinity):
     import os
     import subprocess
     import sys
+    import tempfile
 
     code = (
         "import os\n"
@@ -166,7 +167,15 @@ def _default_threads_in_subprocess(env_threads, affinity):
     # run where the test process imported connectome from (installed or in-place build)
     pkg_parent = str(__import__("pathlib").Path(cx.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = pkg_parent + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    # -P and a neutral cwd: never let the source tree shadow the package under test
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", code],
+        env=env,
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(out.stdout.strip())
 
 

@@ -28,6 +28,9 @@ run serial_san -O1 -g $SAN
 run openmp_san -O1 -g -fopenmp $SAN
 # The baseline (SSE2) clone alone, to check the multiversioned code paths agree.
 run openmp_noclones -O3 -fopenmp -DCONNECTOME_NO_CLONES
+# The plain-C fallback (no GNU vector extension), and an -march=native build.
+run serial_novec -O2 -DCONNECTOME_NO_VECTOR_EXT -DCONNECTOME_NO_CLONES
+run openmp_native -O3 -fopenmp -march=native
 
 if [ "${1:-}" = bench ]; then
     $CC $WARN -O3 -fopenmp -Icsrc -o "$OUT/bench_kernels" tests/c/bench_kernels.c $SRC -lm

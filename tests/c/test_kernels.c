@@ -466,8 +466,8 @@ int main(void) {
         test_backward(13, 29, 0.3, Bs[i]);
         test_backward(40, 17, 0.9, Bs[i]);
     }
-    /* Several tiles (T = 2048 at B = 32, 655 at B = 100) and row blocks
-     * (R = 1024 at B = 32, 2048 at B = 1), with enough work for threads. */
+    /* Several tiles and row blocks (cx_blocking gives T = 1024, R = 1601
+     * for the first; T = R = 327 at B = 100), with enough work for threads. */
     test_forward(2500, 5000, 0.01, 32);
     test_backward(2500, 5000, 0.01, 32);
     test_forward(700, 3000, 0.05, 100);
