@@ -78,6 +78,7 @@ cdef extern from "connectome.h" nogil:
     cx_status cx_proj_prune_count(cx_proj *proj, cx_size n, int n_threads, cx_size *n_removed)
     cx_status cx_proj_sample_absent(const cx_proj *proj, cx_size n, uint64_t seed, cx_index *pre, cx_index *post)
     cx_status cx_proj_grow(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, int n_threads)
+    cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, int n_threads)
     # neurons (in place)
     cx_status cx_proj_add_pre(cx_proj *proj, cx_index n_new, cx_index fanout, cx_init init, uint64_t seed)
     cx_status cx_proj_add_post(cx_proj *proj, cx_index n_new, cx_index fanin, cx_init init, uint64_t seed)

@@ -586,6 +586,23 @@ cdef class CoreProjection:
             self._leave(True)
         _check(st)
 
+    def rewire(self, n, init_kind, a, b, seed, n_threads):
+        """Remove the n smallest-|w| synapses and add n new ones at slots absent before the call."""
+        cdef cx_size k = _integer("n", n, 0, cx_proj_n_synapses(self._proj))
+        cdef cx_init init = _init(init_kind, a, b)
+        cdef uint64_t s = _seed(seed)
+        cdef int nt = _threads(n_threads)
+        self._check_space(k)
+        if k == 0:
+            return
+        self._enter(True)
+        try:
+            with nogil:
+                st = cx_proj_rewire(self._proj, k, init, s, nt)
+        finally:
+            self._leave(True)
+        _check(st)
+
     # ------------------------------------------------------------- neurons
     def add_pre(self, n_new, fanout, init_kind, a, b, seed):
         """Append n_new pre neurons (ids n_pre..), each with `fanout` random targets."""

@@ -695,6 +695,62 @@ class Projection:
         net._invalidate()
         return n
 
+    def rewire(self, fraction: float, *, weight: float | None = None, seed: int | None = None) -> int:
+        """Drop the weakest synapses and regrow as many at random, in one pass (SET).
+
+        Removes the ``k = floor(fraction * n_synapses)`` synapses of smallest
+        ``|w|`` (exactly the ones ``prune(fraction=fraction)`` would remove) and
+        adds ``k`` new synapses at distinct pairs drawn uniformly from the
+        slots that were absent before the call, so a synapse just removed is
+        never regrown by the same call (``prune`` then ``grow`` may regrow
+        one).  The synapse count is unchanged and the result does not depend
+        on the thread count.  It costs one pass over the rows instead of two.
+
+        Parameters
+        ----------
+        fraction : float in [0, 1]
+        weight : float or None
+            Weight of every new synapse; None (default) draws them from the
+            projection's init, as SET does.
+        seed : int or None
+            ``0 <= seed < 2**64``; None draws one from the network's generator.
+
+        Returns
+        -------
+        n_rewired : int
+            k.
+        """
+        f = _as_real("fraction", fraction, finite=False)
+        if not 0.0 <= f <= 1.0:  # also refuses NaN
+            raise ValueError(f"fraction={f} is out of range: expected 0 <= fraction <= 1")
+        n = self.n_synapses
+        k = min(n, math.floor(f * n))
+        free = self._core.n_pre * self._core.n_post - n
+        if k > free:
+            raise ValueError(
+                f"fraction={f} asks to regrow {k} synapses but {self._label()} has only {free} free "
+                f"slots (n_pre * n_post - n_synapses): expected fraction <= {free / n if n else 0.0:.6g}"
+            )
+        if weight is None:
+            kind, a, b = self._init
+        else:
+            kind, a, b = _core.INIT_CONST, _as_real("weight", weight), 0.0
+        if seed is not None:
+            seed = _as_seed("seed", seed)
+        if k == 0:
+            return 0
+        net = self._net
+        state = net._rng.bit_generator.state
+        if seed is None:
+            seed = net._draw_seed()
+        try:
+            self._core.rewire(k, kind, a, b, seed, get_num_threads())
+        except BaseException:
+            net._rng.bit_generator.state = state
+            raise
+        net._invalidate()
+        return k
+
     def _label(self) -> str:
         return f"{self._pre.name!r} -> {self._post.name!r}"
 

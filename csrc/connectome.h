@@ -165,6 +165,16 @@ cx_status cx_proj_sample_absent(const cx_proj *proj, cx_size n, uint64_t seed, c
 /* Sample n absent pairs as above and insert them with weights from init.
  * ENOSPACE, EINVAL, ENOMEM.  Atomic. */
 cx_status cx_proj_grow(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, int n_threads);
+/*
+ * SET-style rewiring in one pass: remove the n smallest-|w| synapses (the
+ * same choice as cx_proj_prune_count, ties by (pre, post) order) and add n
+ * new synapses at uniformly random slots that were absent before the call
+ * (so a synapse just removed is never regrown in the same call), weights
+ * from init.  Synapse count unchanged.  ENOSPACE if fewer than n slots were
+ * absent; EINVAL for n < 0 or n > n_synapses or a bad init.  Atomic.
+ * Result independent of n_threads.
+ */
+cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, int n_threads);
 
 /* ---------------------------------------------------- neurons (in place) */
 /* Append n_new presynaptic neurons (rows n_pre .. n_pre+n_new-1), each with

@@ -1449,3 +1449,90 @@ cx_status cx_proj_remove_post(cx_proj *proj, cx_index n, const cx_index *idx, in
     proj->n_synapses -= removed;
     return CX_OK;
 }
+
+/* ============================================== the cut, exposed (rewire) */
+
+/*
+ * The cut of prune_count(n) without removing anything (see storage.h).
+ * Same decision as cx_proj_prune_count: the sampled bracket first, else
+ * two read-only histogram passes (high then low 16 bits of the key) and,
+ * when only some ties go, one pass counting the ties per chunk.
+ */
+cx_status cx_prune_cut(const cx_proj *proj, cx_size n, int nt, uint32_t *T, cx_size *r_ties,
+                       cx_size *tb) {
+    const cx_row *rows = proj->rows;
+    cx_index n_pre = proj->n_pre;
+    for (int t = 0; t < nt; t++)
+        tb[t] = 0;
+    if (prune_cut_sampled(proj, n, nt, T, r_ties, tb, have_avx2()))
+        return CX_OK;
+    cx_size *hist = malloc((size_t)nt * SEL_BINS * sizeof(cx_size));
+    if (!hist)
+        return CX_ENOMEM;
+    cx_size below = 0;
+    uint32_t key = 0;
+    /* two rounds: round 0 bins the high half of every key, round 1 the low
+     * half of the keys whose high half is the bin found in round 0 */
+    for (int round = 0; round < 2; round++) {
+        const uint32_t Hk = key >> 16;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+        for (int t = 0; t < nt; t++) {
+            cx_size *h = hist + (size_t)t * SEL_BINS;
+            memset(h, 0, SEL_BINS * sizeof(cx_size));
+            cx_index lo, hi;
+            chunk_rows(n_pre, t, nt, &lo, &hi);
+            for (cx_index i = lo; i < hi; i++) {
+                const cx_real *W = rows[i].col[CX_COL_WEIGHT];
+                for (cx_index j = 0; j < rows[i].n; j++) {
+                    uint32_t k = wkey(W[j]);
+                    if (round == 0)
+                        h[k >> 16]++;
+                    else if ((k >> 16) == Hk)
+                        h[k & 0xffffu]++;
+                }
+            }
+        }
+        for (uint32_t d = 0; d < SEL_BINS; d++) {
+            cx_size tot = bin_total(hist, nt, d);
+            if (below + tot >= n) {
+                key = round == 0 ? d << 16 : (key | d);
+                if (round == 1) { /* tot = ties of the exact key */
+                    *r_ties = n - below;
+                    if (*r_ties == tot) {
+                        key += 1; /* every tie goes */
+                        *r_ties = 0;
+                    }
+                }
+                break;
+            }
+            below += tot;
+        }
+    }
+    free(hist);
+    *T = key;
+    if (*r_ties > 0) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+        for (int t = 0; t < nt; t++) {
+            cx_index lo, hi;
+            chunk_rows(n_pre, t, nt, &lo, &hi);
+            cx_size c = 0;
+            for (cx_index i = lo; i < hi; i++) {
+                const cx_real *W = rows[i].col[CX_COL_WEIGHT];
+                for (cx_index j = 0; j < rows[i].n; j++)
+                    c += wkey(W[j]) == key;
+            }
+            tb[t] = c;
+        }
+        cx_size s = 0; /* exclusive prefix: ties before chunk t */
+        for (int t = 0; t < nt; t++) {
+            cx_size c = tb[t];
+            tb[t] = s;
+            s += c;
+        }
+    }
+    return CX_OK;
+}

@@ -85,4 +85,32 @@ cx_status cx_radix_sort(uint64_t *key, uint32_t *val, cx_size n, int bits, int n
 void cx_row_insert_sorted(unsigned cols, cx_row *r, const cx_index *post, const cx_real *w,
                           const cx_index *at, cx_index c);
 
+/* Rows [lo, hi) of chunk t of nt: the fixed row chunks of the storage
+ * passes (the same as edit.c's chunk_rows). */
+static inline void cx_index_chunk(cx_index n_pre, int t, int nt, cx_index *lo, cx_index *hi) {
+    *lo = (cx_index)((int64_t)n_pre * t / nt);
+    *hi = (cx_index)((int64_t)n_pre * (t + 1) / nt);
+}
+
+/*
+ * The cut of cx_proj_prune_count(n), read-only (edit.c): with the chunks
+ * of chunk t of nt = rows [n_pre*t/nt, n_pre*(t+1)/nt), the n synapses to
+ * drop are every one with cx_wkey(w) < *T plus, among those with
+ * cx_wkey(w) == *T, the first *r_ties in (pre, post) order; tb[t] gets the
+ * number of keys == *T in the chunks before t (all 0 when *r_ties == 0).
+ * Requires 0 < n < n_synapses and 1 <= nt <= max(n_pre, 1); tb[nt].
+ * Errors: ENOMEM (nothing changed).
+ */
+cx_status cx_prune_cut(const cx_proj *proj, cx_size n, int nt, uint32_t *T, cx_size *r_ties,
+                       cx_size *tb);
+
+/* The pruning key of a weight (edit.c's order): NaN -> 0, else the bits
+ * of |w| plus one, so cx_wkey(a) < cx_wkey(b) <=> |a| < |b|. */
+static inline uint32_t cx_wkey(cx_real w) {
+    uint32_t u;
+    memcpy(&u, &w, sizeof(u));
+    u &= 0x7fffffffu;
+    return u > 0x7f800000u ? 0u : u + 1u;
+}
+
 #endif /* CONNECTOME_STORAGE_H */

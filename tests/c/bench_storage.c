@@ -62,7 +62,7 @@ static void bench(int np, int nq, int fan, int nt, int reps) {
     printf("    fill_random                  wall %7.1f ms   cpu %7.1f ms   %.3f B/synapse\n",
            (b.wall - a.wall) * 1e3, (b.cpu - a.cpu) * 1e3, (double)cx_proj_nbytes(p) / (double)ns);
     best bp = {1e30, 1e30}, bg = {1e30, 1e30}, bpg = {1e30, 1e30}, bt = {1e30, 1e30};
-    best br = {1e30, 1e30}, bs = {1e30, 1e30}, bf = {1e30, 1e30};
+    best br = {1e30, 1e30}, bs = {1e30, 1e30}, bf = {1e30, 1e30}, bw = {1e30, 1e30};
     const cx_index B = 32;
     cx_real *x = malloc(sizeof(cx_real) * (size_t)np * B);
     cx_real *y = malloc(sizeof(cx_real) * (size_t)nq * B);
@@ -85,6 +85,13 @@ static void bench(int np, int nq, int fan, int nt, int reps) {
         cx_proj_forward(p, B, x, y, nt);
         stamp f1 = now();
         take(&bf, f0, f1);
+        cx_size ns0 = cx_proj_n_synapses(p);
+        stamp w0 = now();
+        cx_status s3 = cx_proj_rewire(p, k, in, 500 + (uint64_t)r, nt);
+        stamp w1 = now();
+        if (s3 != CX_OK || cx_proj_n_synapses(p) != ns0)
+            printf("rewire error %d\n", s3);
+        take(&bw, w0, w1);
         cx_proj_prune_threshold(p, 0.0005f, nt, &got);
         stamp t3 = now();
         cx_proj_grow(p, got, in, 1000 + (uint64_t)r, nt);
@@ -109,6 +116,8 @@ static void bench(int np, int nq, int fan, int nt, int reps) {
     show("prune_count + grow", bpg);
     show("forward batch 32", bf);
     printf("    ratio (prune+grow)/forward: wall %.2f  cpu %.2f\n", bpg.wall / bf.wall, bpg.cpu / bf.cpu);
+    show("rewire 10% (fused)", bw);
+    printf("    ratio rewire/forward: wall %.2f  cpu %.2f\n", bw.wall / bf.wall, bw.cpu / bf.cpu);
     show("prune_threshold (~1%)", bt);
     show("sample_absent 1e5", bs);
     show("remove_post(2 ids)", br);

@@ -1,11 +1,12 @@
 #!/bin/sh
 # Build and run the storage C test (owner: storage).
 #   tests/c/run.sh [episodes]
+# Also builds tests/c/test_rewire.c (cx_proj_rewire) in every variant.
 # Variants: sanitizers with and without OpenMP (allocation-failure
 # injection through -Wl,--wrap), and the separate-payload batch path.
 set -e
 cd "$(dirname "$0")/../.."
-SRC="csrc/proj.c csrc/edit.c csrc/random.c"
+SRC="csrc/proj.c csrc/edit.c csrc/random.c csrc/rewire.c"
 
 WARN="-std=c11 -Wall -Wextra -Werror"
 OUT=${TMPDIR:-/tmp}/cx_test_storage.$$
@@ -21,4 +22,6 @@ for variant in "-fopenmp" "" "-fopenmp -DCX_STORAGE_TEST_ALT"; do
   echo "== variant: ${variant:-serial}"
   gcc $WARN $SAN $variant $WRAP -Icsrc $SRC tests/c/test_storage.c -lm -o "$OUT"
   "$OUT" "$@"
+  gcc $WARN $SAN $variant $WRAP -Icsrc $SRC tests/c/test_rewire.c -lm -o "$OUT"
+  "$OUT" ${REWIRE_CASES:-200}
 done

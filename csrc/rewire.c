@@ -1,0 +1,639 @@
+/*
+ * rewire.c -- SET-style rewiring in one pass: cx_proj_rewire.
+ *
+ * Remove the n smallest-|w| synapses (prune_count's choice) and add n new
+ * ones at uniformly random slots that were absent before the call.
+ *
+ * Determinism: the per-row counts of new synapses come from a fixed binary
+ * tree over the rows (one stream per tree node), the new targets and
+ * weights of row i from the stream (seed, i), and the tie quota of the cut
+ * is decided in global (pre, post) order; nothing depends on n_threads.
+ */
+#include "storage.h"
+
+/* seed domains (see storage.h): the row split and the per-row draws */
+#define CX_DOM_RWSPLIT 0x510E527FADE682D1ull
+#define CX_DOM_RWROW 0x9B05688C2B3E6C1Full
+
+/* ====================================================== hypergeometric */
+
+/*
+ * log(x!) for x >= 0: a direct sum below 30, else Stirling's series with
+ * three correction terms (absolute error < 1e-13).  lgamma is avoided:
+ * it may write the global signgam, a data race under OpenMP.
+ */
+static double log_fact(double x) {
+    if (x < 30.0) {
+        double s = 0.0;
+        for (double k = 2.0; k <= x; k += 1.0)
+            s += log(k);
+        return s;
+    }
+    double r = 1.0 / x, r2 = r * r;
+    return x * log(x) - x + 0.5 * log(6.283185307179586 * x) +
+           r * (1.0 / 12.0 - r2 * (1.0 / 360.0 - r2 / 1260.0));
+}
+
+/*
+ * X ~ Hypergeometric: m draws without replacement from a population of N
+ * holding K marked items; X = marked items drawn.  Inversion from the
+ * mode ("chop-down"): the probability of the mode comes from log_fact in
+ * double precision, then the search moves outward one value at a time,
+ * alternating up and down, each probability from its neighbour's by the
+ * exact ratio.  Expected steps ~ the standard deviation.  If rounding
+ * leaves mass unassigned after the whole support (a ~1e-12 event), the
+ * mode is returned.
+ */
+static cx_size hyper_draw(uint64_t *s, cx_size N, cx_size K, cx_size m) {
+    cx_size lo = m - (N - K) > 0 ? m - (N - K) : 0;
+    cx_size hi = K < m ? K : m;
+    if (lo >= hi)
+        return lo;
+    double dN = (double)N, dK = (double)K, dm = (double)m;
+    cx_size mode = (cx_size)floor((dm + 1.0) * (dK + 1.0) / (dN + 2.0));
+    if (mode < lo)
+        mode = lo;
+    if (mode > hi)
+        mode = hi;
+    double k = (double)mode;
+    double lp = log_fact(dK) - log_fact(k) - log_fact(dK - k) + log_fact(dN - dK) -
+                log_fact(dm - k) - log_fact(dN - dK - dm + k) - log_fact(dN) + log_fact(dm) +
+                log_fact(dN - dm);
+    double pm = exp(lp);
+    double u = cx_rng_unit(s) - pm;
+    if (u < 0)
+        return mode;
+    double pu = pm, pd = pm;
+    cx_size up = mode, dn = mode;
+    while (up < hi || dn > lo) {
+        if (up < hi) { /* P(x+1) / P(x) */
+            double x = (double)up;
+            pu *= (dK - x) * (dm - x) / ((x + 1.0) * (dN - dK - dm + x + 1.0));
+            up++;
+            u -= pu;
+            if (u < 0)
+                return up;
+        }
+        if (dn > lo) { /* P(x-1) / P(x) */
+            double x = (double)dn;
+            pd *= x * (dN - dK - dm + x) / ((dK - x + 1.0) * (dm - x + 1.0));
+            dn--;
+            u -= pd;
+            if (u < 0)
+                return dn;
+        }
+    }
+    return mode;
+}
+
+/* ============================================================ row split */
+
+/*
+ * cnt[lo, hi) = an exact multivariate hypergeometric split of m over the
+ * rows' free-slot counts (prefix sums fp): rows [lo, mid) get
+ * X ~ Hypergeometric(fp[hi] - fp[lo], fp[mid] - fp[lo], m), the rest
+ * m - X, recursively (mid = (lo + hi) / 2, so the tree depends on n_pre
+ * only).  Node `node` (heap numbering, root 1) draws from its own stream.
+ * Subtrees at depth `cut` are not descended but appended to tasks[*nk]
+ * (lo, hi, m, node) for a parallel second round (cut < 0: no limit).
+ */
+typedef struct {
+    cx_index lo, hi;
+    cx_size m;
+    uint64_t node;
+} split_task;
+
+static void split_rows(const cx_size *fp, cx_index lo, cx_index hi, cx_size m, uint64_t node,
+                       uint64_t seed, int cut, cx_index *cnt, split_task *tasks, int *nk) {
+    if (cut == 0) {
+        tasks[(*nk)++] = (split_task){lo, hi, m, node};
+        return;
+    }
+    if (hi - lo == 1) {
+        cnt[lo] = (cx_index)m;
+        return;
+    }
+    cx_index mid = lo + (hi - lo) / 2;
+    cx_size tot = fp[hi] - fp[lo], left = fp[mid] - fp[lo], ml;
+    if (m == 0)
+        ml = 0;
+    else if (m == tot)
+        ml = left;
+    else {
+        uint64_t s = cx_rng_stream(seed ^ CX_DOM_RWSPLIT, node);
+        ml = hyper_draw(&s, tot, left, m);
+    }
+    split_rows(fp, lo, mid, ml, 2 * node, seed, cut - 1, cnt, tasks, nk);
+    split_rows(fp, mid, hi, m - ml, 2 * node + 1, seed, cut - 1, cnt, tasks, nk);
+}
+
+/* ====================================================== sorted picking */
+
+/*
+ * LSD radix sort of v[m] (values < 2^bits) with 8-bit digits; tmp[m] is
+ * scratch.  For sparse picks (m much smaller than the bitmap's words) it
+ * beats the word scan, whose loop exit mispredicts on almost every set
+ * bit.  O(bits / 8 * (m + 256))
+ */
+static void radix_small(cx_index *v, cx_index *tmp, cx_index m, int bits) {
+    uint32_t h[256];
+    cx_index *a = v, *b = tmp;
+    for (int sh = 0; sh < bits; sh += 8) {
+        memset(h, 0, sizeof(h));
+        for (cx_index q = 0; q < m; q++)
+            h[((uint32_t)a[q] >> sh) & 255u]++;
+        uint32_t acc = 0;
+        for (int d = 0; d < 256; d++) {
+            uint32_t c = h[d];
+            h[d] = acc;
+            acc += c;
+        }
+        for (cx_index q = 0; q < m; q++)
+            b[h[((uint32_t)a[q] >> sh) & 255u]++] = a[q];
+        cx_index *x = a;
+        a = b;
+        b = x;
+    }
+    if (a != v)
+        memcpy(v, a, (size_t)m * sizeof(cx_index));
+}
+
+/*
+ * out[k] = k distinct values drawn uniformly from [0, n), ascending
+ * (random.c's pick_sorted, plus a radix sort for sparse picks).
+ * bits[(n + 63) / 64] is a scratch bitmap, all zero on entry and on exit;
+ * tmp[k] scratch; when k > n / 2 the n - k values to leave out are drawn
+ * instead.  O(k + n / 64)
+ */
+static void pick_sorted(uint64_t *s, uint64_t *bits, cx_index n, cx_index k, cx_index *out,
+                        cx_index *tmp) {
+    if (k <= 0)
+        return;
+    size_t nw = ((size_t)n + 63) / 64;
+    int comp = k > n / 2;
+    cx_index m = comp ? n - k : k;
+    for (cx_index got = 0; got < m;) {
+        uint64_t v = cx_rng_below(s, (uint64_t)n);
+        uint64_t bit = 1ull << (v & 63);
+        if (!(bits[v >> 6] & bit)) {
+            bits[v >> 6] |= bit;
+            if (!comp)
+                out[got] = (cx_index)v;
+            got++;
+        }
+    }
+    if (!comp && (size_t)m * 4 < nw && m <= 64) {
+        /* few picks in a wide range: sort them instead of scanning words */
+        for (cx_index a = 1; a < m; a++) {
+            cx_index v = out[a], b = a;
+            for (; b > 0 && out[b - 1] > v; b--)
+                out[b] = out[b - 1];
+            out[b] = v;
+        }
+        for (cx_index a = 0; a < m; a++)
+            bits[out[a] >> 6] = 0;
+        return;
+    }
+    if (!comp && (size_t)m * 2 < nw) {
+        /* sparse: sort the picks, clear only their words */
+        for (cx_index a = 0; a < m; a++)
+            bits[out[a] >> 6] = 0;
+        radix_small(out, tmp, m, cx_bits_for((uint64_t)n));
+        return;
+    }
+    /* scan the words in order: emits ascending and clears the bitmap */
+    cx_index o = 0;
+    for (size_t wi = 0; wi < nw; wi++) {
+        uint64_t x = bits[wi];
+        bits[wi] = 0;
+        if (comp) {
+            x = ~x;
+            if (wi == nw - 1 && (n & 63))
+                x &= (1ull << (n & 63)) - 1; /* no ids past n */
+        }
+        while (x) {
+            out[o++] = (cx_index)(wi * 64 + (size_t)__builtin_ctzll(x));
+            x &= x - 1;
+        }
+    }
+}
+
+/* ============================================================ row merge */
+
+/*
+ * Copy the originals of a row from position *j on that survive the cut to
+ * dst from position *o on, while P[q] - q <= lim (the originals below the
+ * next new id; lim = INT32_MAX: to the end of the row).  Branch-free: every
+ * entry is written and o advances only for a kept one; the search for the
+ * segment's end is fused into the copy, so a segment costs one branch
+ * mispredict.  Once the chunk's tie quota is used up (*tie >= r_ties),
+ * ties are kept and need no counting: the tight loops.
+ */
+static inline void seg_keep(const cx_index *P, const cx_real *W, cx_real *const *x,
+                            cx_real *const *dx, int nx, cx_index n, cx_index lim, cx_index *jp,
+                            cx_index *DP, cx_real *DW, cx_index *op, uint32_t T, cx_size *tie,
+                            cx_size r_ties) {
+    cx_index j = *jp, o = *op;
+    if (*tie >= r_ties) {
+        if (nx == 0) {
+            for (; j < n && P[j] - j <= lim; j++) {
+                cx_real w = W[j];
+                DP[o] = P[j];
+                DW[o] = w;
+                o += cx_wkey(w) >= T;
+            }
+        } else {
+            for (; j < n && P[j] - j <= lim; j++) {
+                cx_real w = W[j];
+                DP[o] = P[j];
+                DW[o] = w;
+                for (int a = 0; a < nx; a++)
+                    dx[a][o] = x[a][j];
+                o += cx_wkey(w) >= T;
+            }
+        }
+    } else {
+        cx_size t = *tie;
+        for (; j < n && P[j] - j <= lim; j++) {
+            cx_real w = W[j];
+            uint32_t key = cx_wkey(w);
+            int eq = key == T;
+            int drop = (key < T) | (eq & (t < r_ties));
+            t += eq;
+            DP[o] = P[j];
+            DW[o] = w;
+            for (int a = 0; a < nx; a++)
+                dx[a][o] = x[a][j];
+            o += !drop;
+        }
+        *tie = t;
+    }
+    *jp = j;
+    *op = o;
+}
+
+/*
+ * Write the rewired row r into dst (arrays post + enabled columns): the
+ * survivors of the cut in order, merged with the new targets -- the
+ * u[k]-th absent id of the ORIGINAL row, k < c, u ascending -- whose
+ * weights are drawn from s in that order (other columns 0).  The
+ * originals below the k-th new id are those with P[q] - q <= u[k]
+ * (P[q] - q, the absent ids below P[q], never decreases), and the new id
+ * is u[k] + (their count).
+ * dst must not alias r and needs room for min(n + c, result + 1) entries
+ * (a dropped synapse is written, then overwritten).  Returns the new
+ * length.
+ */
+static cx_index row_merge(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u,
+                          cx_index c, cx_init init, uint64_t *s, uint32_t T, cx_size *tie,
+                          cx_size r_ties) {
+    const cx_index *P = r->post;
+    const cx_real *W = r->col[CX_COL_WEIGHT];
+    cx_index *DP = dst->post;
+    cx_real *DW = dst->col[CX_COL_WEIGHT];
+    cx_real *x[CX_N_COLS], *dx[CX_N_COLS];
+    int nx = 0;
+    for (int a = 1; a < CX_N_COLS; a++)
+        if ((cols >> a) & 1u) {
+            x[nx] = r->col[a];
+            dx[nx++] = dst->col[a];
+        }
+    cx_index n = r->n, j = 0, o = 0;
+    for (cx_index k = 0; k < c; k++) {
+        seg_keep(P, W, x, dx, nx, n, u[k], &j, DP, DW, &o, T, tie, r_ties);
+        DP[o] = u[k] + j;
+        DW[o] = cx_init_draw(init, s);
+        for (int a = 0; a < nx; a++)
+            dx[a][o] = 0;
+        o++;
+    }
+    seg_keep(P, W, x, dx, nx, n, INT32_MAX, &j, DP, DW, &o, T, tie, r_ties);
+    return o;
+}
+
+/*
+ * row_merge with 8-lane AVX2 segments (x86-64, chosen at run time; the
+ * build stays baseline).  Per block of 8 originals: the lanes inside the
+ * segment (P[q] - q <= lim, a prefix since P[q] - q never decreases) and
+ * kept by the cut form a mask that selects a lane permutation, and every
+ * array's block is permuted and stored at the output position; the lanes
+ * past the kept ones are overwritten later or lie past the result, so dst
+ * needs 8 entries of room past n + c.  Segments where ties may still be
+ * dropped, and the last < 8 originals, take the scalar seg_keep.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CX_REWIRE_AVX2 1
+typedef struct {
+    uint32_t idx[256][8];
+} rw_perm;
+
+static void rw_perm_init(rw_perm *pt) {
+    for (int m = 0; m < 256; m++) {
+        int o = 0;
+        for (int l = 0; l < 8; l++)
+            if ((m >> l) & 1)
+                pt->idx[m][o++] = (uint32_t)l;
+        while (o < 8)
+            pt->idx[m][o++] = 0;
+    }
+}
+
+static int rw_have_avx2(void) {
+#ifdef CX_STORAGE_TEST_ALT
+    return 0; /* test hook: the portable path */
+#else
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+#endif
+}
+
+__attribute__((target("avx2"))) static cx_index
+row_merge_avx2(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, cx_index c,
+               cx_init init, uint64_t *s, uint32_t T, cx_size *tie, cx_size r_ties,
+               const rw_perm *pt) {
+    const cx_index *P = r->post;
+    const cx_real *W = r->col[CX_COL_WEIGHT];
+    cx_index *DP = dst->post;
+    cx_real *DW = dst->col[CX_COL_WEIGHT];
+    cx_real *x[CX_N_COLS], *dx[CX_N_COLS];
+    int nx = 0;
+    for (int a = 1; a < CX_N_COLS; a++)
+        if ((cols >> a) & 1u) {
+            x[nx] = r->col[a];
+            dx[nx++] = dst->col[a];
+        }
+    const __m256i vT = _mm256_set1_epi32((int32_t)T), absm = _mm256_set1_epi32(0x7fffffff);
+    const __m256i inf = _mm256_set1_epi32(0x7f800000), one = _mm256_set1_epi32(1);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    cx_index n = r->n, j = 0, o = 0;
+    for (cx_index k = 0; k <= c; k++) {
+        cx_index lim = k < c ? u[k] : INT32_MAX;
+        if (*tie < r_ties) {
+            seg_keep(P, W, x, dx, nx, n, lim, &j, DP, DW, &o, T, tie, r_ties);
+        } else {
+            const __m256i vlim = _mm256_set1_epi32(lim);
+            for (;;) {
+                if (j + 8 > n) {
+                    seg_keep(P, W, x, dx, nx, n, lim, &j, DP, DW, &o, T, tie, r_ties);
+                    break;
+                }
+                __m256i pv = _mm256_loadu_si256((const __m256i *)(P + j));
+                __m256i d = _mm256_sub_epi32(pv, _mm256_add_epi32(lane, _mm256_set1_epi32(j)));
+                int out = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(d, vlim)));
+                int cnt = __builtin_ctz((unsigned)out | 256u); /* the segment's lanes */
+                __m256i w = _mm256_loadu_si256((const __m256i *)(W + j));
+                __m256i uu = _mm256_and_si256(w, absm);
+                __m256i kk =
+                    _mm256_andnot_si256(_mm256_cmpgt_epi32(uu, inf), _mm256_add_epi32(uu, one));
+                int km = ~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(vT, kk))) &
+                         ((1 << cnt) - 1);
+                __m256i idx = _mm256_loadu_si256((const __m256i *)pt->idx[km]);
+                _mm256_storeu_si256((__m256i *)(DP + o), _mm256_permutevar8x32_epi32(pv, idx));
+                _mm256_storeu_si256((__m256i *)(DW + o), _mm256_permutevar8x32_epi32(w, idx));
+                for (int a = 0; a < nx; a++) {
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(x[a] + j));
+                    _mm256_storeu_si256((__m256i *)(dx[a] + o),
+                                        _mm256_permutevar8x32_epi32(xv, idx));
+                }
+                o += __builtin_popcount((unsigned)km);
+                j += cnt;
+                if (cnt < 8)
+                    break;
+            }
+        }
+        if (k == c)
+            break;
+        DP[o] = u[k] + j;
+        DW[o] = cx_init_draw(init, s);
+        for (int a = 0; a < nx; a++)
+            dx[a][o] = 0;
+        o++;
+    }
+    return o;
+}
+#else
+typedef struct {
+    int unused;
+} rw_perm;
+static void rw_perm_init(rw_perm *pt) { (void)pt; }
+static int rw_have_avx2(void) { return 0; }
+#endif
+
+/* Prefetch a whole row's targets and weights (every row is its own
+ * allocation, so the hardware prefetcher starts cold on each; the commit
+ * touches the next row while merging this one). */
+static inline void prefetch_row(const cx_row *r) {
+    const char *p = (const char *)r->post, *w = (const char *)r->col[CX_COL_WEIGHT];
+    size_t bytes = (size_t)r->n * sizeof(cx_real);
+    for (size_t o = 0; o < bytes; o += 64) {
+        __builtin_prefetch(p + o);
+        __builtin_prefetch(w + o);
+    }
+}
+
+/* Free the arrays of a row that was never installed. */
+static void fresh_free(cx_row *f) {
+    free(f->post);
+    for (int a = 0; a < CX_N_COLS; a++)
+        free(f->col[a]);
+    memset(f, 0, sizeof(*f));
+}
+
+/*
+ * Steps:
+ *   1. the cut (cx_prune_cut, read-only; skipped when nothing or
+ *      everything goes);
+ *   2. the per-row counts of new synapses: the split tree, its first
+ *      levels serially, the subtrees below in parallel;
+ *   3. reserve (parallel, rows untouched): every row with n + c_i > cap
+ *      gets fresh arrays (drops are not counted: that would cost a pass
+ *      over the weights).  Any ENOMEM here frees everything and leaves
+ *      the projection untouched;
+ *   4. commit (parallel over the same chunks, cannot fail): each row
+ *      draws its new positions (per-thread bitmap) and weights from the
+ *      stream (seed, i), merges survivors and new synapses in one walk
+ *      (row_merge_avx2 when available) into the per-thread scratch row,
+ *      and copies it back in place or into its fresh arrays (the portable
+ *      path writes fresh arrays directly).
+ * Chunks are the prune cut's chunks, so each starts with the number of
+ * ties before it.  O(n_synapses + n_pre * n_post / 64)
+ */
+cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, int n_threads) {
+    if (!proj || n < 0 || n > proj->n_synapses || !cx_init_valid(init))
+        return CX_EINVAL;
+    cx_index n_pre = proj->n_pre, n_post = proj->n_post;
+    cx_size N = proj->n_synapses;
+    cx_size F = (cx_size)n_pre * n_post - N; /* absent slots */
+    if (F < n)
+        return CX_ENOSPACE;
+    if (n == 0)
+        return CX_OK;
+    cx_row *rows = proj->rows;
+    unsigned cols = proj->cols;
+    int nt = cx_storage_threads(n_threads);
+    if (nt > n_pre)
+        nt = n_pre;
+    cx_status st = CX_ENOMEM;
+    size_t words = ((size_t)n_post + 63) / 64;
+    cx_size *tb = malloc(((size_t)nt + 1) * sizeof(cx_size));
+    cx_size *fp = malloc(((size_t)n_pre + 1) * sizeof(cx_size));
+    cx_index *cnt = malloc((size_t)n_pre * sizeof(cx_index));
+    split_task *tasks = malloc(64 * sizeof(split_task));
+    cx_row *fresh = calloc((size_t)n_pre, sizeof(cx_row));
+    uint64_t *bits = calloc((size_t)nt * words + 1, sizeof(uint64_t)); /* per thread */
+    cx_index *ubuf = NULL, *sp = NULL;
+    cx_real *sc = NULL;
+    if (!tb || !fp || !cnt || !tasks || !fresh || !bits)
+        goto out;
+
+    /* ---- 1. the cut */
+    uint32_t T;
+    cx_size r_ties = 0;
+    if (n == N) { /* every key is below 0x7f800002 */
+        T = 0x7f800002u;
+        for (int t = 0; t < nt; t++)
+            tb[t] = 0;
+    } else if (cx_prune_cut(proj, n, nt, &T, &r_ties, tb) != CX_OK) {
+        goto out;
+    }
+
+    /* ---- 2. per-row counts: 6 levels serially, then <= 64 subtrees */
+    fp[0] = 0;
+    for (cx_index i = 0; i < n_pre; i++)
+        fp[i + 1] = fp[i] + (n_post - rows[i].n);
+    int nk = 0;
+    split_rows(fp, 0, n_pre, n, 1, seed, 6, cnt, tasks, &nk);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+#endif
+    for (int q = 0; q < nk; q++)
+        split_rows(fp, tasks[q].lo, tasks[q].hi, tasks[q].m, tasks[q].node, seed, -1, cnt, NULL,
+                   NULL);
+
+    /* per thread, sized by the largest row: new positions (+ radix
+     * scratch) and the scratch row (+ room for 8-lane vector stores) */
+    cx_index maxc = 0, maxo = 0;
+    for (cx_index i = 0; i < n_pre; i++) {
+        if (cnt[i] > maxc)
+            maxc = cnt[i];
+        if (rows[i].n + cnt[i] > maxo)
+            maxo = rows[i].n + cnt[i];
+    }
+    size_t nu = (size_t)maxc + 1, ncol = (size_t)maxo + 9;
+    ubuf = malloc((size_t)nt * 2 * nu * sizeof(cx_index));
+    sp = malloc((size_t)nt * ncol * sizeof(cx_index));
+    sc = malloc((size_t)nt * ncol * CX_N_COLS * sizeof(cx_real));
+    if (!ubuf || !sp || !sc)
+        goto out;
+
+    /* ---- 3. reserve: fresh arrays for every row that may outgrow its
+     * capacity (n + c_i > cap, drops not counted: no pass over the
+     * weights), sized by the growth rule of cx_row_reserve, so the next
+     * rewire of the row usually fits in place */
+    int fail = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(| : fail)
+#endif
+    for (int t = 0; t < nt; t++) {
+        cx_index lo, hi;
+        cx_index_chunk(n_pre, t, nt, &lo, &hi);
+        for (cx_index i = lo; i < hi && !fail; i++) {
+            cx_row *r = &rows[i];
+            cx_size need = (cx_size)r->n + cnt[i];
+            if (need <= r->cap)
+                continue;
+            cx_size c2 = (cx_size)r->cap + r->cap / 8 + 4;
+            if (c2 > n_post)
+                c2 = n_post; /* need <= n_post: n + c_i <= n + free_i */
+            cx_index cap = (cx_index)(c2 > need ? c2 : need);
+            cx_row *f = &fresh[i];
+            f->post = malloc((size_t)cap * sizeof(cx_index));
+            int ok = f->post != NULL;
+            for (int a = 0; a < CX_N_COLS; a++)
+                if ((cols >> a) & 1u) {
+                    f->col[a] = malloc((size_t)cap * sizeof(cx_real));
+                    ok &= f->col[a] != NULL;
+                }
+            f->cap = cap;
+            fail |= !ok;
+        }
+    }
+    if (fail) {
+        for (cx_index i = 0; i < n_pre; i++)
+            fresh_free(&fresh[i]);
+        goto out;
+    }
+
+    /* ---- 4. commit: cannot fail */
+    rw_perm ptab;
+    const rw_perm *vt = NULL;
+    if (rw_have_avx2()) {
+        rw_perm_init(&ptab);
+        vt = &ptab;
+    }
+    (void)vt; /* unused without the x86-64 vector path */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; t++) {
+        cx_index lo, hi;
+        cx_index_chunk(n_pre, t, nt, &lo, &hi);
+        cx_size tie = tb[t];
+        uint64_t *bt = bits + (size_t)t * words;
+        cx_index *u = ubuf + (size_t)t * 2 * nu; /* picks, then radix scratch */
+        cx_row scr = {0};
+        scr.post = sp + (size_t)t * ncol;
+        for (int a = 0; a < CX_N_COLS; a++)
+            scr.col[a] = sc + ((size_t)t * CX_N_COLS + (size_t)a) * ncol;
+        for (cx_index i = lo; i < hi; i++) {
+            cx_row *r = &rows[i];
+            if (i + 1 < hi)
+                prefetch_row(&rows[i + 1]);
+            uint64_t s = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
+            pick_sorted(&s, bt, n_post - r->n, cnt[i], u, u + nu);
+            cx_row *f = &fresh[i];
+            cx_index o;
+#ifdef CX_REWIRE_AVX2
+            if (vt) /* merged in the scratch row (vector stores need room) */
+                o = row_merge_avx2(cols, r, &scr, u, cnt[i], init, &s, T, &tie, r_ties, vt);
+            else
+#endif
+            if (f->cap > 0) {
+                /* straight into the fresh arrays (room: a dropped entry is
+                 * written at o < n + c_i <= cap), then install them */
+                o = row_merge(cols, r, f, u, cnt[i], init, &s, T, &tie, r_ties);
+                cx_row_free(r);
+                *r = *f;
+                r->n = o;
+                continue;
+            } else {
+                o = row_merge(cols, r, &scr, u, cnt[i], init, &s, T, &tie, r_ties);
+            }
+            if (f->cap > 0) { /* install the fresh arrays */
+                cx_row_free(r);
+                *r = *f;
+            }
+            /* copy the scratch row back (in place, or to the fresh arrays) */
+            if (o > 0) {
+                memcpy(r->post, scr.post, (size_t)o * sizeof(cx_index));
+                for (int a = 0; a < CX_N_COLS; a++)
+                    if ((cols >> a) & 1u)
+                        memcpy(r->col[a], scr.col[a], (size_t)o * sizeof(cx_real));
+            }
+            r->n = o;
+        }
+    }
+    st = CX_OK; /* n_synapses unchanged: n dropped, n added */
+out:
+    free(tb);
+    free(fp);
+    free(cnt);
+    free(tasks);
+    free(fresh);
+    free(bits);
+    free(ubuf);
+    free(sp);
+    free(sc);
+    return st;
+}
