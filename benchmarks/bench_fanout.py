@@ -197,6 +197,10 @@ def run(args) -> int:
         t["edit"].append(t2 - t0)
         if sp is not None:
             t["s_edit"].append(best_of(lambda: scipy_prune_grow(sp, W, PRUNE_FRACTION, srng), 1))
+    has_rewire = hasattr(p, "rewire")  # one-pass drop-and-regrow (SET), when the API has it
+    t["rewire"] = []
+    for _ in range(max(1, args.repeats) if has_rewire else 0):
+        t["rewire"].append(best_of(lambda: p.rewire(PRUNE_FRACTION, weight=None, seed=next(seeds)), 1))
     assert p.n_synapses == S, (p.n_synapses, S)
     best = {key: (min(v) if v else None) for key, v in t.items()}
     t_fwd, t_bwd, t_edit, t_prune, t_grow = (best[key] for key in ("fwd", "bwd", "edit", "prune", "grow"))
@@ -215,6 +219,11 @@ def run(args) -> int:
             row("forward", t_fwd, s_fwd, S * B),
             row("backward (dx + grad)", t_bwd, s_bwd, 2 * S * B),
             row(f"prune {PRUNE_FRACTION:.0%} + grow {PRUNE_FRACTION:.0%}", t_edit, s_edit, S, " syn"),
+            *(
+                [row(f"rewire {PRUNE_FRACTION:.0%} (one pass)", best["rewire"], s_edit, S, " syn")]
+                if has_rewire
+                else []
+            ),
         ],
     )
     print(
@@ -243,6 +252,12 @@ def run(args) -> int:
         f"  prune+grow faster than one forward:  {fmt_time(t_edit)} vs {fmt_time(t_fwd)}"
         f"  -> {'PASS' if t_edit < t_fwd else 'MISS'}"
     )
+    if has_rewire:
+        t_rw = best["rewire"]
+        print(
+            f"  rewire (same edit, one pass) vs one forward: {fmt_time(t_rw)} vs {fmt_time(t_fwd)}"
+            f"  -> {'PASS' if t_rw < t_fwd else 'MISS'}"
+        )
     bps = b["rss_growth"] / S
     print(
         f"  <= 10 B/synapse at rest (RSS):       {bps:.2f}  -> {'PASS' if bps <= 10 else 'MISS'}"

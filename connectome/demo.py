@@ -3,8 +3,8 @@
 Run ``python -m connectome.demo`` (or the ``connectome-demo`` console script).
 It builds input -> hidden1 -> hidden2 -> output with thousands of synapses per
 neuron, times forward and backward passes, then edits the structure in place
-(prune 10% by magnitude, grow 10% at random, add neurons, remove neurons) and
-reports, after each step, the synapse count, the bytes per synapse and the
+(prune 10% by magnitude, grow 10% at random, rewire 10% in one pass, add neurons,
+remove neurons) and reports, after each step, the synapse count, the bytes per synapse and the
 throughput in synaptic ops per second.  A synaptic op is one multiply-add of
 one synapse for one sample: a forward pass does ``n_synapses * B`` of them, a
 backward pass ``2 * n_synapses * B`` (dL/dx and dL/dw).  It also checks that
@@ -153,6 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     s = edit(grow)
     table.row(f"grow 10% (+{counts['grown']:,})", net, s, *passes(), args.batch)
+
+    def rewire() -> None:
+        counts["rewired"] = sum(p.rewire(0.1) for p in net.projections)
+
+    s = edit(rewire)
+    table.row(f"rewire 10% ({counts['rewired']:,})", net, s, *passes(), args.batch)
 
     y_before = net.forward(x)
     n_new = max(1, args.neurons // 10)

@@ -130,37 +130,36 @@ static void split_rows(const cx_size *fp, cx_index lo, cx_index hi, cx_size m, u
 /* ====================================================== sorted picking */
 
 /*
- * LSD radix sort of v[m] (values < 2^bits) with 8-bit digits; tmp[m] is
- * scratch.  For sparse picks (m much smaller than the bitmap's words) it
- * beats the word scan, whose loop exit mispredicts on almost every set
- * bit.  O(bits / 8 * (m + 256))
+ * Sort v[m] (m <= SORT_MAXB, values < 2^bits, uniform): a counting pass
+ * on the top log2(~m) bits into tmp leaves about one value per bucket,
+ * and an insertion sort back into v finishes with ~no moves.  For sparse
+ * picks it beats the bitmap's word scan, whose loop exit mispredicts on
+ * almost every set bit.  O(m) expected
  */
-static void radix_small(cx_index *v, cx_index *tmp, cx_index m, int bits) {
-    uint32_t h[256];
-    cx_index *a = v, *b = tmp;
-    for (int sh = 0; sh < bits; sh += 8) {
-        memset(h, 0, sizeof(h));
-        for (cx_index q = 0; q < m; q++)
-            h[((uint32_t)a[q] >> sh) & 255u]++;
-        uint32_t acc = 0;
-        for (int d = 0; d < 256; d++) {
-            uint32_t c = h[d];
-            h[d] = acc;
-            acc += c;
-        }
-        for (cx_index q = 0; q < m; q++)
-            b[h[((uint32_t)a[q] >> sh) & 255u]++] = a[q];
-        cx_index *x = a;
-        a = b;
-        b = x;
+#define SORT_MAXB 4096
+static void sort_small(cx_index *v, cx_index *tmp, cx_index m, int bits) {
+    uint32_t h[SORT_MAXB + 1];
+    int lb = cx_bits_for((uint64_t)m); /* 2^lb >= m buckets */
+    int sh = bits > lb ? bits - lb : 0;
+    size_t B = (size_t)1 << lb;
+    memset(h, 0, (B + 1) * sizeof(uint32_t));
+    for (cx_index q = 0; q < m; q++)
+        h[((uint32_t)v[q] >> sh) + 1]++;
+    for (size_t d = 1; d <= B; d++)
+        h[d] += h[d - 1];
+    for (cx_index q = 0; q < m; q++)
+        tmp[h[(uint32_t)v[q] >> sh]++] = v[q];
+    for (cx_index q = 0; q < m; q++) {
+        cx_index x = tmp[q], p = q;
+        for (; p > 0 && v[p - 1] > x; p--)
+            v[p] = v[p - 1];
+        v[p] = x;
     }
-    if (a != v)
-        memcpy(v, a, (size_t)m * sizeof(cx_index));
 }
 
 /*
  * out[k] = k distinct values drawn uniformly from [0, n), ascending
- * (random.c's pick_sorted, plus a radix sort for sparse picks).
+ * (random.c's pick_sorted, plus sort_small for sparse picks).
  * bits[(n + 63) / 64] is a scratch bitmap, all zero on entry and on exit;
  * tmp[k] scratch; when k > n / 2 the n - k values to leave out are drawn
  * instead.  O(k + n / 64)
@@ -194,11 +193,11 @@ static void pick_sorted(uint64_t *s, uint64_t *bits, cx_index n, cx_index k, cx_
             bits[out[a] >> 6] = 0;
         return;
     }
-    if (!comp && (size_t)m * 2 < nw) {
+    if (!comp && (size_t)m * 2 < nw && m <= SORT_MAXB) {
         /* sparse: sort the picks, clear only their words */
         for (cx_index a = 0; a < m; a++)
             bits[out[a] >> 6] = 0;
-        radix_small(out, tmp, m, cx_bits_for((uint64_t)n));
+        sort_small(out, tmp, m, cx_bits_for((uint64_t)n));
         return;
     }
     /* scan the words in order: emits ascending and clears the bitmap */
@@ -449,7 +448,10 @@ static void fresh_free(cx_row *f) {
  *   3. reserve (parallel, rows untouched): every row with n + c_i > cap
  *      gets fresh arrays (drops are not counted: that would cost a pass
  *      over the weights).  Any ENOMEM here frees everything and leaves
- *      the projection untouched;
+ *      the projection untouched.  Fresh arrays follow cx_row_reserve's
+ *      growth rule, so the first rewire of an exact-capacity projection
+ *      reallocates most rows and later ones run in place.  Per-thread
+ *      scratch is sized by the largest row, not by n_post;
  *   4. commit (parallel over the same chunks, cannot fail): each row
  *      draws its new positions (per-thread bitmap) and weights from the
  *      stream (seed, i), merges survivors and new synapses in one walk
@@ -511,7 +513,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         split_rows(fp, tasks[q].lo, tasks[q].hi, tasks[q].m, tasks[q].node, seed, -1, cnt, NULL,
                    NULL);
 
-    /* per thread, sized by the largest row: new positions (+ radix
+    /* per thread, sized by the largest row: new positions (+ sort
      * scratch) and the scratch row (+ room for 8-lane vector stores) */
     cx_index maxc = 0, maxo = 0;
     for (cx_index i = 0; i < n_pre; i++) {
@@ -581,7 +583,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         cx_index_chunk(n_pre, t, nt, &lo, &hi);
         cx_size tie = tb[t];
         uint64_t *bt = bits + (size_t)t * words;
-        cx_index *u = ubuf + (size_t)t * 2 * nu; /* picks, then radix scratch */
+        cx_index *u = ubuf + (size_t)t * 2 * nu; /* picks, then sort scratch */
         cx_row scr = {0};
         scr.post = sp + (size_t)t * ncol;
         for (int a = 0; a < CX_N_COLS; a++)

@@ -38,8 +38,8 @@ def build(seed, n_pre=30, n_post=40, fanout=12, ties=False):
 
 @given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0), st.booleans(), st.sampled_from([None, 0.0, 0.25]))
 def test_rewire_drops_what_prune_drops_and_regrows_absent_slots(seed, fraction, ties, weight):
-    net, p = build(seed, ties=ties)
-    twin, q = build(seed, ties=ties)
+    _net, p = build(seed, ties=ties)
+    _twin, q = build(seed, ties=ties)
     before = coo(p)
     n = p.n_synapses
     k = p.rewire(fraction, weight=weight, seed=seed)
@@ -65,7 +65,7 @@ def test_rewire_drops_what_prune_drops_and_regrows_absent_slots(seed, fraction, 
 def test_rewire_uses_the_projection_init_and_keeps_forward_exact():
     net, p = build(5, n_pre=60, n_post=80, fanout=20)
     p.rewire(0.3, seed=11)
-    pre, post, w = p.to_coo()
+    _pre, _post, w = p.to_coo()
     bound = 1.0 / math.sqrt(20 * 60 / 80)  # the default init: U(+-1/sqrt(mean fan-in))
     assert np.all(np.abs(w) <= bound * (1 + 1e-6))  # new weights drawn from the projection's init
     assert np.unique(w).size > p.n_synapses // 2  # drawn, not constant

@@ -240,6 +240,29 @@ class ConnectomeMachine(RuleBasedStateMachine):
             self.syn[k][key] = after[key]
             self.grad[k][key] = 0.0
 
+    @rule(k=projections, f=st.floats(0.0, 1.0), seed=seeds, weight=st.sampled_from([0.0, 0.125, -0.75]))
+    def rewire(self, k, f, seed, weight):
+        k %= len(self.projs)
+        n_pre, n_post = self.dims(k)
+        n = len(self.syn[k])
+        count = math.floor(f * n)
+        if count > n_pre * n_post - n:
+            return  # not enough absent slots: the error path is tested in test_rewire.py
+        order = sorted(self.syn[k], key=lambda key: (abs(self.syn[k][key]), key))
+        before = set(self.syn[k])
+        assert self.proj(k).rewire(f, weight=weight, seed=seed) == count
+        for key in order[:count]:  # the same synapses prune(fraction=f) removes
+            del self.syn[k][key]
+            del self.grad[k][key]
+        after = self.engine_dict(k)
+        new = set(after) - set(self.syn[k])
+        assert len(after) == n and len(new) == count, "rewire must keep the count and regrow exactly"
+        assert not new & before, "rewire regrew a synapse that existed before the call"
+        for key in new:
+            assert after[key] == np.float32(weight)
+            self.syn[k][key] = after[key]
+            self.grad[k][key] = 0.0
+
     @rule(k=projections, extra=st.integers(1, 3))
     def grow_too_many_fails(self, k, extra):
         k %= len(self.projs)

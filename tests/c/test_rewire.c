@@ -333,6 +333,21 @@ static void test_large(void) {
     }
 }
 
+/* Wide rows: sparse picks in a wide range (the sorted-picks paths:
+ * insertion sort for a few, bucket sort for ~100 per row, word scan). */
+static void test_wide(void) {
+    const int fan[3] = {300, 300, 12000};
+    const long nn[3] = {1500, 10000, 60000};
+    for (int e = 0; e < 3; e++) {
+        cx_proj *p = cx_proj_new(100, 20000);
+        cx_init in = {CX_INIT_NORMAL, 0.0f, 1.0f};
+        cx_proj_fill_random(p, fan[e], in, 3 + (uint64_t)e, 2);
+        if (e == 1)
+            cx_proj_col_enable(p, CX_COL_GRAD);
+        oracle_case(p, nn[e], in, 99 + (uint64_t)e, e == 0);
+    }
+}
+
 /* Errors leave the projection identical (nbytes included). */
 static void test_errors(void) {
     cx_proj *p = make(10, 12, 0.6, 0x5u, 1, 1);
@@ -444,6 +459,7 @@ int main(int argc, char **argv) {
     test_errors();
     test_oracle(cases);
     test_large();
+    test_wide();
     test_uniformity();
     printf("test_rewire: %ld checks, %ld failures (openmp %s, injection %s)\n", n_checks, n_fail,
 #ifdef _OPENMP
