@@ -675,6 +675,16 @@ class Projection:
                 f"n={n} is more than the {free} free synapse slots of {self._label()} "
                 f"(n_pre * n_post - n_synapses): expected n <= {free}"
             )
+        self._random_edit(self._core.grow, n, weight, seed)
+        return n
+
+    def _random_edit(self, edit: Any, n: int, weight: float | None, seed: int | None) -> None:
+        """Run a seeded core edit (grow, rewire) of n synapses with weights from `weight`.
+
+        weight None means the projection's init.  With seed None, a seed is drawn
+        from the network's generator, whose state is restored if the edit fails,
+        so a failed call leaves the network exactly as it was.
+        """
         if weight is None:
             kind, a, b = self._init
         else:
@@ -682,18 +692,17 @@ class Projection:
         if seed is not None:
             seed = _as_seed("seed", seed)
         if n == 0:
-            return 0
+            return
         net = self._net
         state = net._rng.bit_generator.state
         if seed is None:
             seed = net._draw_seed()
         try:
-            self._core.grow(n, kind, a, b, seed, get_num_threads())
+            edit(n, kind, a, b, seed, get_num_threads())
         except BaseException:
             net._rng.bit_generator.state = state
             raise
         net._invalidate()
-        return n
 
     def rewire(self, fraction: float, *, weight: float | None = None, seed: int | None = None) -> int:
         """Drop the weakest synapses and regrow as many at random, in one pass (SET).
@@ -731,24 +740,7 @@ class Projection:
                 f"fraction={f} asks to regrow {k} synapses but {self._label()} has only {free} free "
                 f"slots (n_pre * n_post - n_synapses): expected fraction <= {free / n if n else 0.0:.6g}"
             )
-        if weight is None:
-            kind, a, b = self._init
-        else:
-            kind, a, b = _core.INIT_CONST, _as_real("weight", weight), 0.0
-        if seed is not None:
-            seed = _as_seed("seed", seed)
-        if k == 0:
-            return 0
-        net = self._net
-        state = net._rng.bit_generator.state
-        if seed is None:
-            seed = net._draw_seed()
-        try:
-            self._core.rewire(k, kind, a, b, seed, get_num_threads())
-        except BaseException:
-            net._rng.bit_generator.state = state
-            raise
-        net._invalidate()
+        self._random_edit(self._core.rewire, k, weight, seed)
         return k
 
     def _label(self) -> str:

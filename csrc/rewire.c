@@ -131,15 +131,15 @@ static void split_rows(const cx_size *fp, cx_index lo, cx_index hi, cx_size m, u
 
 /*
  * Sort v[m] (m <= SORT_MAXB, values < 2^bits, uniform): a counting pass
- * on the top log2(~m) bits into tmp leaves about one value per bucket,
- * and an insertion sort back into v finishes with ~no moves.  For sparse
+ * on the top log2(~2m) bits into tmp leaves at most one value in most
+ * buckets, and an insertion sort back into v finishes with ~no moves.  For sparse
  * picks it beats the bitmap's word scan, whose loop exit mispredicts on
  * almost every set bit.  O(m) expected
  */
 #define SORT_MAXB 4096
 static void sort_small(cx_index *v, cx_index *tmp, cx_index m, int bits) {
-    uint32_t h[SORT_MAXB + 1];
-    int lb = cx_bits_for((uint64_t)m); /* 2^lb >= m buckets */
+    uint32_t h[2 * SORT_MAXB + 1];
+    int lb = cx_bits_for((uint64_t)m) + 1; /* 2^lb >= 2m buckets */
     int sh = bits > lb ? bits - lb : 0;
     size_t B = (size_t)1 << lb;
     memset(h, 0, (B + 1) * sizeof(uint32_t));
@@ -411,12 +411,243 @@ row_merge_avx2(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, c
     }
     return o;
 }
+
+/*
+ * row_merge_avx2 with 16-lane AVX-512 segments (compress into a register,
+ * then a full store: the memory form of vpcompressd is slow on some
+ * cores).  The last block of a row is a masked load, so only segments
+ * where ties may still be dropped take the scalar seg_keep; dst needs 16
+ * entries of room past n + c.  A segment of up to 16 originals costs one
+ * block and a well-predicted exit.
+ */
+static int rw_have_avx512(void) {
+#ifdef CX_STORAGE_TEST_ALT
+    return 0; /* test hook: the portable path */
+#else
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#endif
+}
+
+__attribute__((target("avx512f"))) static cx_index
+row_merge_avx512(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, cx_index c,
+                 const cx_real *wn, uint32_t T, cx_size *tie, cx_size r_ties) {
+    const cx_index *P = r->post;
+    const cx_real *W = r->col[CX_COL_WEIGHT];
+    cx_index *DP = dst->post;
+    cx_real *DW = dst->col[CX_COL_WEIGHT];
+    cx_real *x[CX_N_COLS], *dx[CX_N_COLS];
+    int nx = 0;
+    for (int a = 1; a < CX_N_COLS; a++)
+        if ((cols >> a) & 1u) {
+            x[nx] = r->col[a];
+            dx[nx++] = dst->col[a];
+        }
+    const __m512i vT = _mm512_set1_epi32((int32_t)T), absm = _mm512_set1_epi32(0x7fffffff);
+    const __m512i inf = _mm512_set1_epi32(0x7f800000), one = _mm512_set1_epi32(1);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    cx_index n = r->n, j = 0, o = 0;
+    if (*tie >= r_ties) {
+        /* no tie left to drop in this row: one branch-free block per
+         * step; a block that ends its segment (cnt < 16) also emits new
+         * synapse k, otherwise the emitted entry is overwritten by the
+         * next block's store.  u[c] == INT32_MAX, wn[k] the k-th draw. */
+        cx_index k = 0, lim = u[0];
+        for (;;) {
+            cx_index left = n - j;
+            __mmask16 valid = left >= 16 ? (__mmask16)0xffffu : (__mmask16)((1u << left) - 1u);
+            __m512i pv = _mm512_maskz_loadu_epi32(valid, P + j);
+            __m512i d = _mm512_sub_epi32(pv, _mm512_add_epi32(lane, _mm512_set1_epi32(j)));
+            unsigned out = (unsigned)_mm512_cmpgt_epi32_mask(d, _mm512_set1_epi32(lim)) |
+                           (unsigned)(__mmask16)~valid;
+            int cnt = __builtin_ctz(out | 0x10000u);
+            __m512i w = _mm512_maskz_loadu_epi32(valid, W + j);
+            __m512i uu = _mm512_and_si512(w, absm);
+            __mmask16 nan = _mm512_cmpgt_epi32_mask(uu, inf);
+            __m512i kk = _mm512_maskz_add_epi32((__mmask16)~nan, uu, one);
+            __mmask16 km =
+                (__mmask16)((unsigned)_mm512_cmpge_epi32_mask(kk, vT) & ((1u << cnt) - 1u));
+            _mm512_storeu_si512((void *)(DP + o), _mm512_maskz_compress_epi32(km, pv));
+            _mm512_storeu_si512((void *)(DW + o), _mm512_maskz_compress_epi32(km, w));
+            for (int a = 0; a < nx; a++) {
+                __m512i xv = _mm512_maskz_loadu_epi32(valid, x[a] + j);
+                _mm512_storeu_si512((void *)(dx[a] + o), _mm512_maskz_compress_epi32(km, xv));
+            }
+            o += __builtin_popcount((unsigned)km);
+            j += cnt;
+            int end = cnt < 16;
+            if (end & (k == c))
+                break;
+            DP[o] = (cx_index)((uint32_t)lim + (uint32_t)j);
+            DW[o] = wn[k];
+            for (int a = 0; a < nx; a++)
+                dx[a][o] = 0;
+            o += end;
+            k += end;
+            lim = u[k];
+        }
+        return o;
+    }
+    for (cx_index k = 0; k <= c; k++) {
+        cx_index lim = k < c ? u[k] : INT32_MAX;
+        if (*tie < r_ties) {
+            seg_keep(P, W, x, dx, nx, n, lim, &j, DP, DW, &o, T, tie, r_ties);
+        } else {
+            const __m512i vlim = _mm512_set1_epi32(lim);
+            for (;;) {
+                cx_index left = n - j;
+                __mmask16 valid = left >= 16 ? (__mmask16)0xffffu
+                                             : (__mmask16)((1u << left) - 1u);
+                __m512i pv = _mm512_maskz_loadu_epi32(valid, P + j);
+                __m512i d = _mm512_sub_epi32(pv, _mm512_add_epi32(lane, _mm512_set1_epi32(j)));
+                unsigned out = (unsigned)_mm512_cmpgt_epi32_mask(d, vlim) | (unsigned)~valid;
+                int cnt = __builtin_ctz(out | 0x10000u); /* the segment's lanes */
+                __m512i w = _mm512_maskz_loadu_epi32(valid, W + j);
+                __m512i uu = _mm512_and_si512(w, absm);
+                __mmask16 nan = _mm512_cmpgt_epi32_mask(uu, inf);
+                __m512i kk = _mm512_maskz_add_epi32((__mmask16)~nan, uu, one);
+                __mmask16 km = (__mmask16)((unsigned)_mm512_cmpge_epi32_mask(kk, vT) &
+                                           ((1u << cnt) - 1u));
+                _mm512_storeu_si512((void *)(DP + o), _mm512_maskz_compress_epi32(km, pv));
+                _mm512_storeu_si512((void *)(DW + o), _mm512_maskz_compress_epi32(km, w));
+                for (int a = 0; a < nx; a++) {
+                    __m512i xv = _mm512_maskz_loadu_epi32(valid, x[a] + j);
+                    _mm512_storeu_si512((void *)(dx[a] + o), _mm512_maskz_compress_epi32(km, xv));
+                }
+                o += __builtin_popcount((unsigned)km);
+                j += cnt;
+                if (cnt < 16)
+                    break;
+            }
+        }
+        if (k == c)
+            break;
+        DP[o] = u[k] + j;
+        DW[o] = wn[k];
+        for (int a = 0; a < nx; a++)
+            dx[a][o] = 0;
+        o++;
+    }
+    return o;
+}
+
+/* One stream of merge_pair_avx512: a row with no tie left to drop. */
+typedef struct {
+    const cx_index *P, *u;
+    const cx_real *W, *wn;
+    cx_index *DP;
+    cx_real *DW;
+    cx_index n, c, j, o, k, lim;
+    cx_size t, rt; /* ties seen (while t < rt), the chunk's tie quota */
+} rw_stream;
+
+static inline void rw_stream_init(rw_stream *m, const cx_row *r, cx_row *dst, const cx_index *u,
+                                  cx_index c, const cx_real *wn, cx_size t, cx_size rt) {
+    m->t = t;
+    m->rt = rt;
+    m->P = r->post;
+    m->W = r->col[CX_COL_WEIGHT];
+    m->DP = dst->post;
+    m->DW = dst->col[CX_COL_WEIGHT];
+    m->u = u;
+    m->wn = wn;
+    m->n = r->n;
+    m->c = c;
+    m->j = m->o = m->k = 0;
+    m->lim = u[0];
+}
+
+/* One block of the branch-free loop of row_merge_avx512 (weight column
+ * only; ties == T are dropped while m->t < m->rt, counting them in
+ * (pre, post) order as seg_keep does); returns 1 when the row is complete
+ * (m->o = its length). */
+__attribute__((target("avx512f"))) static inline int rw_step(rw_stream *m, __m512i vT) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i one = _mm512_set1_epi32(1);
+    cx_index j = m->j, o = m->o, left = m->n - j;
+    __mmask16 valid = left >= 16 ? (__mmask16)0xffffu : (__mmask16)((1u << left) - 1u);
+    __m512i pv = _mm512_maskz_loadu_epi32(valid, m->P + j);
+    __m512i d = _mm512_sub_epi32(pv, _mm512_add_epi32(lane, _mm512_set1_epi32(j)));
+    unsigned out = (unsigned)_mm512_cmpgt_epi32_mask(d, _mm512_set1_epi32(m->lim)) |
+                   (unsigned)(__mmask16)~valid;
+    int cnt = __builtin_ctz(out | 0x10000u);
+    __m512i w = _mm512_maskz_loadu_epi32(valid, m->W + j);
+    __m512i uu = _mm512_and_si512(w, absm);
+    __mmask16 nan = _mm512_cmpgt_epi32_mask(uu, inf);
+    __m512i kk = _mm512_maskz_add_epi32((__mmask16)~nan, uu, one);
+    __mmask16 km = (__mmask16)((unsigned)_mm512_cmpge_epi32_mask(kk, vT) & ((1u << cnt) - 1u));
+    if (m->t < m->rt) { /* ties still to drop: the first ones in order go */
+        unsigned e = (unsigned)_mm512_cmpeq_epi32_mask(kk, vT) & ((1u << cnt) - 1u);
+        while (e) {
+            int l = __builtin_ctz(e);
+            e &= e - 1;
+            if (m->t < m->rt)
+                km = (__mmask16)((unsigned)km & ~(1u << l));
+            m->t++;
+        }
+    }
+    _mm512_storeu_si512((void *)(m->DP + o), _mm512_maskz_compress_epi32(km, pv));
+    _mm512_storeu_si512((void *)(m->DW + o), _mm512_maskz_compress_epi32(km, w));
+    o += __builtin_popcount((unsigned)km);
+    j += cnt;
+    int end = cnt < 16;
+    m->j = j;
+    if (end & (m->k == m->c)) {
+        m->o = o;
+        return 1;
+    }
+    m->DP[o] = (cx_index)((uint32_t)m->lim + (uint32_t)j);
+    m->DW[o] = m->wn[m->k];
+    m->o = o + end;
+    m->k += end;
+    m->lim = m->u[m->k];
+    return 0;
+}
+
+/*
+ * Two consecutive rows with only the weight column, merged in one loop
+ * (as row_merge_avx512 does each): the rows' dependency chains (segment
+ * end -> next load) are independent, so they overlap.  u*[c*] ==
+ * INT32_MAX.  *tie: ties seen before row a on entry, before the row
+ * after b on return (row b starts from *tie plus row a's ties, counted
+ * up front while the quota is open).  Returns the lengths in *oa, *ob.
+ */
+__attribute__((target("avx512f"))) static void
+merge_pair_avx512(const cx_row *ra, cx_row *da, const cx_index *ua, cx_index ca,
+                  const cx_real *wa, const cx_row *rb, cx_row *db, const cx_index *ub,
+                  cx_index cb, const cx_real *wb, uint32_t T, cx_size *tie, cx_size r_ties,
+                  cx_index *oa, cx_index *ob) {
+    const __m512i vT = _mm512_set1_epi32((int32_t)T);
+    cx_size tb = *tie;
+    if (tb < r_ties) {
+        const cx_real *W = ra->col[CX_COL_WEIGHT];
+        for (cx_index q = 0; q < ra->n; q++)
+            tb += cx_wkey(W[q]) == T;
+    }
+    rw_stream A, B;
+    rw_stream_init(&A, ra, da, ua, ca, wa, *tie, r_ties);
+    rw_stream_init(&B, rb, db, ub, cb, wb, tb, r_ties);
+    int fa = 0, fb = 0;
+    while (!(fa | fb)) {
+        fa = rw_step(&A, vT);
+        fb = rw_step(&B, vT);
+    }
+    while (!fa)
+        fa = rw_step(&A, vT);
+    while (!fb)
+        fb = rw_step(&B, vT);
+    *oa = A.o;
+    *ob = B.o;
+    *tie = B.t;
+}
 #else
 typedef struct {
     int unused;
 } rw_perm;
 static void rw_perm_init(rw_perm *pt) { (void)pt; }
 static int rw_have_avx2(void) { return 0; }
+static int rw_have_avx512(void) { return 0; }
 #endif
 
 /* Prefetch a whole row's targets and weights (every row is its own
@@ -429,6 +660,22 @@ static inline void prefetch_row(const cx_row *r) {
         __builtin_prefetch(p + o);
         __builtin_prefetch(w + o);
     }
+}
+
+/* Install row i's result from the scratch row scr (length o): its fresh
+ * arrays if it has them, else in place. */
+static void commit_row(unsigned cols, cx_row *r, cx_row *f, const cx_row *scr, cx_index o) {
+    if (f->cap > 0) {
+        cx_row_free(r);
+        *r = *f;
+    }
+    if (o > 0) {
+        memcpy(r->post, scr->post, (size_t)o * sizeof(cx_index));
+        for (int a = 0; a < CX_N_COLS; a++)
+            if ((cols >> a) & 1u)
+                memcpy(r->col[a], scr->col[a], (size_t)o * sizeof(cx_real));
+    }
+    r->n = o;
 }
 
 /* Free the arrays of a row that was never installed. */
@@ -455,7 +702,11 @@ static void fresh_free(cx_row *f) {
  *   4. commit (parallel over the same chunks, cannot fail): each row
  *      draws its new positions (per-thread bitmap) and weights from the
  *      stream (seed, i), merges survivors and new synapses in one walk
- *      (row_merge_avx2 when available) into the per-thread scratch row,
+ *      into the per-thread scratch row: with AVX-512, rows with only the
+ *      weight column go two at a time through merge_pair_avx512 (new
+ *      weights drawn up front in the same order, branch-free blocks),
+ *      others through row_merge_avx512; else row_merge_avx2 when
+ *      available,
  *      and copies it back in place or into its fresh arrays (the portable
  *      path writes fresh arrays directly).
  * Chunks are the prune cut's chunks, so each starts with the number of
@@ -485,7 +736,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     cx_row *fresh = calloc((size_t)n_pre, sizeof(cx_row));
     uint64_t *bits = calloc((size_t)nt * words + 1, sizeof(uint64_t)); /* per thread */
     cx_index *ubuf = NULL, *sp = NULL;
-    cx_real *sc = NULL;
+    cx_real *sc = NULL, *wbuf = NULL;
     if (!tb || !fp || !cnt || !tasks || !fresh || !bits)
         goto out;
 
@@ -522,11 +773,12 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         if (rows[i].n + cnt[i] > maxo)
             maxo = rows[i].n + cnt[i];
     }
-    size_t nu = (size_t)maxc + 1, ncol = (size_t)maxo + 9;
-    ubuf = malloc((size_t)nt * 2 * nu * sizeof(cx_index));
-    sp = malloc((size_t)nt * ncol * sizeof(cx_index));
-    sc = malloc((size_t)nt * ncol * CX_N_COLS * sizeof(cx_real));
-    if (!ubuf || !sp || !sc)
+    size_t nu = (size_t)maxc + 1, ncol = (size_t)maxo + 17;
+    ubuf = malloc((size_t)nt * 4 * nu * sizeof(cx_index));
+    wbuf = malloc((size_t)nt * 2 * nu * sizeof(cx_real));
+    sp = malloc((size_t)nt * 2 * ncol * sizeof(cx_index));
+    sc = malloc((size_t)nt * 2 * ncol * CX_N_COLS * sizeof(cx_real));
+    if (!ubuf || !wbuf || !sp || !sc)
         goto out;
 
     /* ---- 3. reserve: fresh arrays for every row that may outgrow its
@@ -570,11 +822,13 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     /* ---- 4. commit: cannot fail */
     rw_perm ptab;
     const rw_perm *vt = NULL;
-    if (rw_have_avx2()) {
+    int v512 = rw_have_avx512();
+    if (!v512 && rw_have_avx2()) {
         rw_perm_init(&ptab);
         vt = &ptab;
     }
     (void)vt; /* unused without the x86-64 vector path */
+    (void)v512;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
@@ -583,11 +837,19 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         cx_index_chunk(n_pre, t, nt, &lo, &hi);
         cx_size tie = tb[t];
         uint64_t *bt = bits + (size_t)t * words;
-        cx_index *u = ubuf + (size_t)t * 2 * nu; /* picks, then sort scratch */
-        cx_row scr = {0};
-        scr.post = sp + (size_t)t * ncol;
-        for (int a = 0; a < CX_N_COLS; a++)
-            scr.col[a] = sc + ((size_t)t * CX_N_COLS + (size_t)a) * ncol;
+        /* picks + sort scratch, and new weights, for two rows at a time
+         * (the AVX-512 path); two scratch rows */
+        cx_index *u = ubuf + (size_t)t * 4 * nu, *u2 = u + 2 * nu;
+        cx_real *wn = wbuf + (size_t)t * 2 * nu, *wn2 = wn + nu;
+        (void)u2;
+        (void)wn2;
+        cx_row scr = {0}, scr2 = {0};
+        scr.post = sp + (size_t)t * 2 * ncol;
+        scr2.post = scr.post + ncol;
+        for (int a = 0; a < CX_N_COLS; a++) {
+            scr.col[a] = sc + ((size_t)t * 2 * CX_N_COLS + (size_t)a) * ncol;
+            scr2.col[a] = sc + ((size_t)t * 2 * CX_N_COLS + CX_N_COLS + (size_t)a) * ncol;
+        }
         for (cx_index i = lo; i < hi; i++) {
             cx_row *r = &rows[i];
             if (i + 1 < hi)
@@ -597,7 +859,34 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             cx_row *f = &fresh[i];
             cx_index o;
 #ifdef CX_REWIRE_AVX2
-            if (vt) /* merged in the scratch row (vector stores need room) */
+            if (v512 && cols == 1u && i + 1 < hi) {
+                /* rows i and i + 1 together */
+                cx_row *r2 = &rows[i + 1];
+                if (i + 2 < hi)
+                    prefetch_row(&rows[i + 2]);
+                uint64_t s2 = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)(i + 1));
+                pick_sorted(&s2, bt, n_post - r2->n, cnt[i + 1], u2, u2 + nu);
+                for (cx_index k = 0; k < cnt[i]; k++)
+                    wn[k] = cx_init_draw(init, &s);
+                for (cx_index k = 0; k < cnt[i + 1]; k++)
+                    wn2[k] = cx_init_draw(init, &s2);
+                u[cnt[i]] = INT32_MAX;
+                u2[cnt[i + 1]] = INT32_MAX;
+                cx_index o2;
+                merge_pair_avx512(r, &scr, u, cnt[i], wn, r2, &scr2, u2, cnt[i + 1], wn2, T, &tie,
+                                  r_ties, &o, &o2);
+                commit_row(cols, r, f, &scr, o);
+                commit_row(cols, r2, &fresh[i + 1], &scr2, o2);
+                i++;
+                continue;
+            }
+            if (v512) {
+                /* the new weights, drawn in the order row_merge draws them */
+                for (cx_index k = 0; k < cnt[i]; k++)
+                    wn[k] = cx_init_draw(init, &s);
+                u[cnt[i]] = INT32_MAX;
+                o = row_merge_avx512(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties);
+            } else if (vt) /* merged in the scratch row (vector stores need room) */
                 o = row_merge_avx2(cols, r, &scr, u, cnt[i], init, &s, T, &tie, r_ties, vt);
             else
 #endif
@@ -612,18 +901,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             } else {
                 o = row_merge(cols, r, &scr, u, cnt[i], init, &s, T, &tie, r_ties);
             }
-            if (f->cap > 0) { /* install the fresh arrays */
-                cx_row_free(r);
-                *r = *f;
-            }
-            /* copy the scratch row back (in place, or to the fresh arrays) */
-            if (o > 0) {
-                memcpy(r->post, scr.post, (size_t)o * sizeof(cx_index));
-                for (int a = 0; a < CX_N_COLS; a++)
-                    if ((cols >> a) & 1u)
-                        memcpy(r->col[a], scr.col[a], (size_t)o * sizeof(cx_real));
-            }
-            r->n = o;
+            /* install: fresh arrays or in place */
+            commit_row(cols, r, f, &scr, o);
         }
     }
     st = CX_OK; /* n_synapses unchanged: n dropped, n added */
@@ -635,6 +914,7 @@ out:
     free(fresh);
     free(bits);
     free(ubuf);
+    free(wbuf);
     free(sp);
     free(sc);
     return st;

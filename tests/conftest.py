@@ -48,3 +48,12 @@ def threads():
     before = cx.get_num_threads()
     yield cx
     cx.set_num_threads(before)
+
+
+def pytest_report_header(config):
+    import connectome
+
+    return (
+        f"connectome {connectome.__version__} from {os.path.dirname(connectome.__file__)}; "
+        f"hypothesis profile {settings._current_profile!r}; threads {connectome.get_num_threads()}"
+    )
