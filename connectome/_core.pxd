@@ -91,6 +91,10 @@ cdef extern from "connectome.h" nogil:
     cx_status cx_pop_backward(cx_index n, cx_index B, const cx_real *a, cx_real *d, cx_real *bias_grad, cx_activation act, int n_threads)
 
 
+# grow and rewire share one wrapper (CoreProjection._seeded_edit)
+ctypedef cx_status (*_seeded_edit_fn)(cx_proj *, cx_size, cx_init, uint64_t, int) noexcept nogil
+
+
 @cython.final
 cdef class CoreProjection:
     cdef cx_proj *_proj  # owned; only __dealloc__ frees it, never exposed
@@ -102,5 +106,6 @@ cdef class CoreProjection:
     cdef void _leave(self, bint write) noexcept
     cdef int _need_column(self, int c) except -1
     cdef int _check_space(self, cx_size n) except -1
+    cdef int _seeded_edit(self, _seeded_edit_fn edit, cx_size k, init_kind, a, b, seed, n_threads) except -1
     cdef int _export(self, cx_index[::1] pre, cx_index[::1] post, cx_real[::1] w) except -1
     cdef str _batch_error(self, cx_status st, const cx_index[::1] pre, const cx_index[::1] post, cx_size at)

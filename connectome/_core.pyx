@@ -571,37 +571,31 @@ cdef class CoreProjection:
 
     def grow(self, n, init_kind, a, b, seed, n_threads):
         """Add n distinct random absent synapses with weights from the init."""
-        cdef cx_size k = _integer("n", n, 0, INT64_MAX)
-        cdef cx_init init = _init(init_kind, a, b)
-        cdef uint64_t s = _seed(seed)
-        cdef int nt = _threads(n_threads)
-        self._check_space(k)
-        if k == 0:
-            return
-        self._enter(True)
-        try:
-            with nogil:
-                st = cx_proj_grow(self._proj, k, init, s, nt)
-        finally:
-            self._leave(True)
-        _check(st)
+        self._seeded_edit(cx_proj_grow, _integer("n", n, 0, INT64_MAX), init_kind, a, b, seed, n_threads)
 
     def rewire(self, n, init_kind, a, b, seed, n_threads):
         """Remove the n smallest-|w| synapses and add n new ones at slots absent before the call."""
         cdef cx_size k = _integer("n", n, 0, cx_proj_n_synapses(self._proj))
+        self._seeded_edit(cx_proj_rewire, k, init_kind, a, b, seed, n_threads)
+
+    cdef int _seeded_edit(self, _seeded_edit_fn edit, cx_size k, init_kind, a, b, seed,
+                          n_threads) except -1:
+        """Shared by grow and rewire: check the init, seed, threads and free slots, then edit."""
         cdef cx_init init = _init(init_kind, a, b)
         cdef uint64_t s = _seed(seed)
         cdef int nt = _threads(n_threads)
+        cdef cx_status st
         self._check_space(k)
         if k == 0:
-            return
+            return 0
         self._enter(True)
         try:
             with nogil:
-                st = cx_proj_rewire(self._proj, k, init, s, nt)
+                st = edit(self._proj, k, init, s, nt)
         finally:
             self._leave(True)
         _check(st)
+        return 0
 
     # ------------------------------------------------------------- neurons
     def add_pre(self, n_new, fanout, init_kind, a, b, seed):

@@ -12,13 +12,40 @@
 
 /* ======================================================== sorted picking */
 
+/* ====================================================== sorted picking */
+
 /*
- * out[k] = k distinct values drawn uniformly from [0, n), ascending.
- * bits[(n + 63) / 64] is a scratch bitmap, all zero on entry and on exit.
- * When k > n / 2 the n - k values to leave out are drawn instead, so the
- * expected number of draws stays below 2k.  O(k + n / 64)
+ * Sort v[m] (m <= SORT_MAXB, values < 2^bits, uniform): a counting pass
+ * on the top log2(~2m) bits into tmp leaves at most one value in most
+ * buckets, and an insertion sort back into v finishes with ~no moves.  For sparse
+ * picks it beats the bitmap's word scan, whose loop exit mispredicts on
+ * almost every set bit.  O(m) expected
  */
-static void pick_sorted(uint64_t *s, uint64_t *bits, cx_index n, cx_index k, cx_index *out) {
+#define SORT_MAXB 4096
+static void sort_small(cx_index *v, cx_index *tmp, cx_index m, int bits) {
+    uint32_t h[2 * SORT_MAXB + 1];
+    int lb = cx_bits_for((uint64_t)m) + 1; /* 2^lb >= 2m buckets */
+    int sh = bits > lb ? bits - lb : 0;
+    size_t B = (size_t)1 << lb;
+    memset(h, 0, (B + 1) * sizeof(uint32_t));
+    for (cx_index q = 0; q < m; q++)
+        h[((uint32_t)v[q] >> sh) + 1]++;
+    for (size_t d = 1; d <= B; d++)
+        h[d] += h[d - 1];
+    for (cx_index q = 0; q < m; q++)
+        tmp[h[(uint32_t)v[q] >> sh]++] = v[q];
+    for (cx_index q = 0; q < m; q++) {
+        cx_index x = tmp[q], p = q;
+        for (; p > 0 && v[p - 1] > x; p--)
+            v[p] = v[p - 1];
+        v[p] = x;
+    }
+}
+
+/* cx_pick_sorted: see storage.h.  tmp == NULL skips the sort_small path;
+ * the picks, and so the output, are the same either way. */
+void cx_pick_sorted(uint64_t *s, uint64_t *bits, cx_index n, cx_index k, cx_index *out,
+                        cx_index *tmp) {
     if (k <= 0)
         return;
     size_t nw = ((size_t)n + 63) / 64;
@@ -44,6 +71,13 @@ static void pick_sorted(uint64_t *s, uint64_t *bits, cx_index n, cx_index k, cx_
         }
         for (cx_index a = 0; a < m; a++)
             bits[out[a] >> 6] = 0;
+        return;
+    }
+    if (tmp != NULL && !comp && (size_t)m * 2 < nw && m <= SORT_MAXB) {
+        /* sparse: sort the picks, clear only their words */
+        for (cx_index a = 0; a < m; a++)
+            bits[out[a] >> 6] = 0;
+        sort_small(out, tmp, m, cx_bits_for((uint64_t)n));
         return;
     }
     /* scan the words in order: emits ascending and clears the bitmap */
@@ -140,7 +174,7 @@ static void draw_weights(cx_init init, const zig_tables *z, uint64_t *s, cx_real
 /* Fill an empty row of capacity >= k with k random targets from stream s. */
 static void fill_row(unsigned cols, cx_row *r, cx_index n_post, cx_index k, cx_init init,
                      const zig_tables *z, uint64_t s, uint64_t *bits) {
-    pick_sorted(&s, bits, n_post, k, r->post);
+    cx_pick_sorted(&s, bits, n_post, k, r->post, NULL);
     draw_weights(init, z, &s, r->col[CX_COL_WEIGHT], k);
     for (int c = 1; c < CX_N_COLS; c++)
         if (((cols >> c) & 1u) && k > 0)
@@ -186,7 +220,7 @@ static cx_status row_exact_cap(const cx_proj *p, cx_row *r, cx_index k) {
  * Phase 1 gives every (empty) row exactly `fanout` capacity, so a fresh
  * projection costs 8 bytes per synapse plus the headers.  Phase 2, in
  * parallel over rows, picks each row's targets with the row's own stream
- * and a per-thread bitmap (pick_sorted), then its weights from the same
+ * and a per-thread bitmap (cx_pick_sorted), then its weights from the same
  * stream.  O(n_synapses + n_pre * n_post / 64)
  */
 cx_status cx_proj_fill_random(cx_proj *proj, cx_index fanout, cx_init init, uint64_t seed,
@@ -752,7 +786,7 @@ cx_status cx_proj_add_post(cx_proj *proj, cx_index n_new, cx_index fanin, cx_ini
         for (cx_index j = 0; j < n_new; j++) {
             uint64_t s = cx_rng_stream(base, (uint64_t)(p0 + j));
             cx_index *pj = sel + (size_t)j * fanin;
-            pick_sorted(&s, bits, n_pre, fanin, pj);
+            cx_pick_sorted(&s, bits, n_pre, fanin, pj, NULL);
             draw_weights(init, &zt, &s, selw + (size_t)j * fanin, fanin);
             for (cx_index k = 0; k < fanin; k++)
                 cnt[pj[k]]++;

@@ -127,96 +127,6 @@ static void split_rows(const cx_size *fp, cx_index lo, cx_index hi, cx_size m, u
     split_rows(fp, mid, hi, m - ml, 2 * node + 1, seed, cut - 1, cnt, tasks, nk);
 }
 
-/* ====================================================== sorted picking */
-
-/*
- * Sort v[m] (m <= SORT_MAXB, values < 2^bits, uniform): a counting pass
- * on the top log2(~2m) bits into tmp leaves at most one value in most
- * buckets, and an insertion sort back into v finishes with ~no moves.  For sparse
- * picks it beats the bitmap's word scan, whose loop exit mispredicts on
- * almost every set bit.  O(m) expected
- */
-#define SORT_MAXB 4096
-static void sort_small(cx_index *v, cx_index *tmp, cx_index m, int bits) {
-    uint32_t h[2 * SORT_MAXB + 1];
-    int lb = cx_bits_for((uint64_t)m) + 1; /* 2^lb >= 2m buckets */
-    int sh = bits > lb ? bits - lb : 0;
-    size_t B = (size_t)1 << lb;
-    memset(h, 0, (B + 1) * sizeof(uint32_t));
-    for (cx_index q = 0; q < m; q++)
-        h[((uint32_t)v[q] >> sh) + 1]++;
-    for (size_t d = 1; d <= B; d++)
-        h[d] += h[d - 1];
-    for (cx_index q = 0; q < m; q++)
-        tmp[h[(uint32_t)v[q] >> sh]++] = v[q];
-    for (cx_index q = 0; q < m; q++) {
-        cx_index x = tmp[q], p = q;
-        for (; p > 0 && v[p - 1] > x; p--)
-            v[p] = v[p - 1];
-        v[p] = x;
-    }
-}
-
-/*
- * out[k] = k distinct values drawn uniformly from [0, n), ascending
- * (random.c's pick_sorted, plus sort_small for sparse picks).
- * bits[(n + 63) / 64] is a scratch bitmap, all zero on entry and on exit;
- * tmp[k] scratch; when k > n / 2 the n - k values to leave out are drawn
- * instead.  O(k + n / 64)
- */
-static void pick_sorted(uint64_t *s, uint64_t *bits, cx_index n, cx_index k, cx_index *out,
-                        cx_index *tmp) {
-    if (k <= 0)
-        return;
-    size_t nw = ((size_t)n + 63) / 64;
-    int comp = k > n / 2;
-    cx_index m = comp ? n - k : k;
-    for (cx_index got = 0; got < m;) {
-        uint64_t v = cx_rng_below(s, (uint64_t)n);
-        uint64_t bit = 1ull << (v & 63);
-        if (!(bits[v >> 6] & bit)) {
-            bits[v >> 6] |= bit;
-            if (!comp)
-                out[got] = (cx_index)v;
-            got++;
-        }
-    }
-    if (!comp && (size_t)m * 4 < nw && m <= 64) {
-        /* few picks in a wide range: sort them instead of scanning words */
-        for (cx_index a = 1; a < m; a++) {
-            cx_index v = out[a], b = a;
-            for (; b > 0 && out[b - 1] > v; b--)
-                out[b] = out[b - 1];
-            out[b] = v;
-        }
-        for (cx_index a = 0; a < m; a++)
-            bits[out[a] >> 6] = 0;
-        return;
-    }
-    if (!comp && (size_t)m * 2 < nw && m <= SORT_MAXB) {
-        /* sparse: sort the picks, clear only their words */
-        for (cx_index a = 0; a < m; a++)
-            bits[out[a] >> 6] = 0;
-        sort_small(out, tmp, m, cx_bits_for((uint64_t)n));
-        return;
-    }
-    /* scan the words in order: emits ascending and clears the bitmap */
-    cx_index o = 0;
-    for (size_t wi = 0; wi < nw; wi++) {
-        uint64_t x = bits[wi];
-        bits[wi] = 0;
-        if (comp) {
-            x = ~x;
-            if (wi == nw - 1 && (n & 63))
-                x &= (1ull << (n & 63)) - 1; /* no ids past n */
-        }
-        while (x) {
-            out[o++] = (cx_index)(wi * 64 + (size_t)__builtin_ctzll(x));
-            x &= x - 1;
-        }
-    }
-}
-
 /* ============================================================ row merge */
 
 /*
@@ -855,7 +765,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             if (i + 1 < hi)
                 prefetch_row(&rows[i + 1]);
             uint64_t s = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
-            pick_sorted(&s, bt, n_post - r->n, cnt[i], u, u + nu);
+            cx_pick_sorted(&s, bt, n_post - r->n, cnt[i], u, u + nu);
             cx_row *f = &fresh[i];
             cx_index o;
 #ifdef CX_REWIRE_AVX2
@@ -865,7 +775,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 if (i + 2 < hi)
                     prefetch_row(&rows[i + 2]);
                 uint64_t s2 = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)(i + 1));
-                pick_sorted(&s2, bt, n_post - r2->n, cnt[i + 1], u2, u2 + nu);
+                cx_pick_sorted(&s2, bt, n_post - r2->n, cnt[i + 1], u2, u2 + nu);
                 for (cx_index k = 0; k < cnt[i]; k++)
                     wn[k] = cx_init_draw(init, &s);
                 for (cx_index k = 0; k < cnt[i + 1]; k++)

@@ -66,6 +66,17 @@ static inline cx_index cx_lower_bound_index(const cx_index *a, cx_index lo, cx_i
 }
 
 /*
+ * out[k] = k distinct values drawn uniformly from [0, n), ascending
+ * (random.c; used by fill_random, add_post and rewire).
+ * bits[(n + 63) / 64] is a scratch bitmap, all zero on entry and on exit;
+ * when k > n / 2 the n - k values to leave out are drawn instead.
+ * tmp[k] (may be NULL) lets sparse picks be sorted by a small counting
+ * sort instead of a word scan: faster, same output.  O(k + n / 64)
+ */
+void cx_pick_sorted(uint64_t *s, uint64_t *bits, cx_index n, cx_index k, cx_index *out,
+                    cx_index *tmp);
+
+/*
  * Stable LSD radix sort of key[n] ascending, carrying val[n] along
  * (val may be NULL).  Only the low `bits` bits of each key may be set.
  * scratch[n] is used if given (else allocated).  Each pass uses
