@@ -22,6 +22,7 @@ except ImportError as e:  # pragma: no cover - only without a build
         "`pip install .` or, in a source tree, `python setup.py build_clib build_ext --inplace`."
     ) from e
 
+from . import optim
 from ._threads import get_num_threads, set_num_threads
 from .network import Network, Population, Projection
 
@@ -31,6 +32,7 @@ __all__ = [
     "Projection",
     "__version__",
     "get_num_threads",
+    "optim",
     "set_num_threads",
 ]
 

@@ -89,6 +89,26 @@ cdef extern from "connectome.h" nogil:
     cx_status cx_proj_backward(cx_proj *proj, cx_index B, const cx_real *x, const cx_real *dy, cx_real *dx, int accumulate_grad, int n_threads)
     cx_status cx_pop_forward(cx_index n, cx_index B, cx_real *z, const cx_real *bias, cx_activation act, int n_threads)
     cx_status cx_pop_backward(cx_index n, cx_index B, const cx_real *a, cx_real *d, cx_real *bias_grad, cx_activation act, int n_threads)
+    # optimisers
+    ctypedef enum cx_optim_kind:
+        CX_OPTIM_SGD
+        CX_OPTIM_ADAM
+
+    ctypedef struct cx_optim:
+        cx_optim_kind kind
+        double lr
+        double momentum
+        double beta1
+        double beta2
+        double eps
+        double weight_decay
+        double l1
+        int64_t step
+
+    int cx_optim_n_state(const cx_optim *opt)
+    cx_status cx_proj_optim_step(cx_proj *proj, const cx_optim *opt, int n_threads, cx_size *n_zero)
+    cx_status cx_optim_update(const cx_optim *opt, cx_size n, cx_real *w, const cx_real *grad, cx_real *s0, cx_real *s1, cx_size *n_zero)
+    cx_size cx_proj_capacity(const cx_proj *proj)
 
 
 # grow and rewire share one wrapper (CoreProjection._seeded_edit)

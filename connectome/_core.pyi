@@ -28,6 +28,36 @@ def pop_forward(z: _F32, bias: _F32 | None, act: int, n_threads: int) -> None: .
 def pop_backward(a: _F32, d: _F32, bias_grad: _F32 | None, act: int, n_threads: int) -> None: ...
 def _raise_status(code: int) -> None: ...
 
+OPTIM_SGD: Final[int]
+OPTIM_ADAM: Final[int]
+
+def optim_n_state(
+    kind: int,
+    lr: float,
+    momentum: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    l1: float,
+    step: int,
+) -> int: ...
+def optim_update(
+    w: _F32,
+    grad: _F32,
+    s0: _F32 | None,
+    s1: _F32 | None,
+    kind: int,
+    lr: float,
+    momentum: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    l1: float,
+    step: int,
+) -> int: ...
+
 @final
 class CoreProjection:
     def __new__(cls, n_pre: int, n_post: int) -> Self: ...
@@ -66,3 +96,18 @@ class CoreProjection:
     def remove_post(self, idx: _I32, n_threads: int) -> None: ...
     def forward(self, x: _F32, y: _F32, n_threads: int) -> None: ...
     def backward(self, x: _F32, dy: _F32, dx: _F32 | None, accumulate_grad: bool, n_threads: int) -> None: ...
+    @property
+    def capacity(self) -> int: ...
+    def optim_step(
+        self,
+        kind: int,
+        lr: float,
+        momentum: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        weight_decay: float,
+        l1: float,
+        step: int,
+        n_threads: int,
+    ) -> int: ...

@@ -703,3 +703,107 @@ cdef class CoreProjection:
         finally:
             self._leave(acc)
         _check(st)
+
+    # ---------------------------------------------------------- optimisers
+    @property
+    def capacity(self):
+        """Synapse slots allocated per enabled column (sum of row capacities, >= n_synapses)."""
+        return cx_proj_capacity(self._proj)
+
+    def optim_step(self, kind, lr, momentum, beta1, beta2, eps, weight_decay, l1, step, n_threads):
+        """One optimiser step on every synapse (rules in csrc/connectome.h); return the exact zeros.
+
+        Needs COL_GRAD and the optimiser's state columns (optim_n_state: STATE0, then STATE1)
+        enabled.  Updates the weight and state columns in place; the count is of synapses
+        whose weight is exactly 0 after the step.
+        """
+        cdef cx_optim opt = _optim(kind, lr, momentum, beta1, beta2, eps, weight_decay, l1, step)
+        cdef int nt = _threads(n_threads)
+        cdef int n_state = cx_optim_n_state(&opt)
+        cdef cx_size n_zero = 0
+        self._need_column(CX_COL_GRAD)
+        if n_state >= 1:
+            self._need_column(CX_COL_STATE0)
+        if n_state >= 2:
+            self._need_column(CX_COL_STATE1)
+        self._enter(True)
+        try:
+            with nogil:
+                st = cx_proj_optim_step(self._proj, &opt, nt, &n_zero)
+        finally:
+            self._leave(True)
+        _check(st)
+        return n_zero
+
+
+# -------------------------------------------------------------- optimisers
+OPTIM_SGD = CX_OPTIM_SGD
+OPTIM_ADAM = CX_OPTIM_ADAM
+
+
+cdef cx_optim _optim(kind, lr, momentum, beta1, beta2, eps, weight_decay, l1, step) except *:
+    """A checked cx_optim; ValueError naming the first bad parameter (the core re-checks)."""
+    cdef cx_optim o
+    o.kind = <cx_optim_kind>_integer("kind", kind, CX_OPTIM_SGD, CX_OPTIM_ADAM)
+    o.lr, o.momentum, o.beta1, o.beta2 = lr, momentum, beta1, beta2
+    o.eps, o.weight_decay, o.l1 = eps, weight_decay, l1
+    o.step = _integer("step", step, 0, INT64_MAX)
+    if not (isfinite(<cx_real>o.lr) and <cx_real>o.lr > 0):
+        raise ValueError(f"lr must be finite and > 0 in float32, got {lr!r}")
+    for name, v in (("weight_decay", o.weight_decay), ("l1", o.l1), ("momentum", o.momentum)):
+        if not (isfinite(<cx_real><double>v) and v >= 0):
+            raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
+    if not (isfinite(<cx_real>(o.lr * o.l1))):
+        raise ValueError(f"lr * l1 = {o.lr * o.l1!r} overflows float32")
+    if o.kind == CX_OPTIM_ADAM:
+        for name, v in (("beta1", o.beta1), ("beta2", o.beta2)):
+            if not 0 <= v < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+        if not (isfinite(<cx_real>o.eps) and <cx_real>o.eps > 0):
+            raise ValueError(f"eps must be finite and > 0 in float32, got {eps!r}")
+        if o.step < 1:
+            raise ValueError(f"step must be >= 1 for Adam (bias correction), got {o.step}")
+    if cx_optim_n_state(&o) < 0:
+        raise ValueError("the optimiser parameters are out of range for the core (a bias "
+                         "correction or step size not representable in float32)")
+    return o
+
+
+def optim_n_state(kind, lr, momentum, beta1, beta2, eps, weight_decay, l1, step):
+    """How many state columns / arrays the optimiser needs: 0, 1 (STATE0) or 2 (STATE0, STATE1)."""
+    cdef cx_optim opt = _optim(kind, lr, momentum, beta1, beta2, eps, weight_decay, l1, step)
+    return cx_optim_n_state(&opt)
+
+
+def optim_update(cx_real[::1] w not None, const cx_real[::1] grad not None, cx_real[::1] s0,
+                 cx_real[::1] s1, kind, lr, momentum, beta1, beta2, eps, weight_decay, l1, step):
+    """The same step on plain float32 arrays (e.g. biases): w, s0, s1 updated in place.
+
+    w, grad : (N,) float32;  s0, s1 : (N,) float32 state, or None when the optimiser needs
+    fewer (see optim_n_state).  Returns how many entries of w are exactly 0 afterwards.
+    """
+    cdef cx_optim opt = _optim(kind, lr, momentum, beta1, beta2, eps, weight_decay, l1, step)
+    cdef int n_state = cx_optim_n_state(&opt)
+    cdef Py_ssize_t n = w.shape[0]
+    cdef cx_real *s0_p = NULL
+    cdef cx_real *s1_p = NULL
+    cdef cx_size n_zero = 0
+    _check_vector("grad", grad.shape[0], n, "the length of w")
+    if n_state >= 1:
+        if s0 is None:
+            raise ValueError("s0 is None, but this optimiser keeps one state array (s0)")
+        _check_vector("s0", s0.shape[0], n, "the length of w")
+    if n_state >= 2:
+        if s1 is None:
+            raise ValueError("s1 is None, but this optimiser keeps two state arrays (s0, s1)")
+        _check_vector("s1", s1.shape[0], n, "the length of w")
+    if n == 0:
+        return 0
+    if n_state >= 1:
+        s0_p = &s0[0]
+    if n_state >= 2:
+        s1_p = &s1[0]
+    with nogil:
+        st = cx_optim_update(&opt, n, &w[0], &grad[0], s0_p, s1_p, &n_zero)
+    _check(st)
+    return n_zero

@@ -161,6 +161,14 @@ def _as_seed(name: str, value: Any) -> int:
     return _as_int(name, value, 0, 2**64 - 1)
 
 
+def _as_dropout(p: Any) -> float:
+    """A dropout probability, 0 <= p < 1."""
+    v = _as_real("dropout", p, finite=False)
+    if not 0.0 <= v < 1.0:  # also refuses NaN
+        raise ValueError(f"dropout={v} is out of range: expected 0 <= dropout < 1")
+    return v
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
@@ -201,6 +209,11 @@ class Population:
         self._index = index  # creation order: tie-break of the topological order
         self._bias = np.zeros(size, dtype=np.float32)
         self._bias_grad = np.zeros(size, dtype=np.float32)
+        # Per-neuron optimiser state (the biases' momentum / Adam moments), each array shaped
+        # (size, ...): extended with zeros by add_neurons and np.delete'd by remove_neurons,
+        # together with the biases (connectome/optim.py keeps its bias state here).
+        self._neuron_state: dict[str, np.ndarray] = {}
+        self._dropout = 0.0  # probability of zeroing an output activation in training mode
         self._incoming: list[Projection] = []  # creation order
         self._outgoing: list[Projection] = []
 
@@ -271,11 +284,29 @@ class Population:
         """bias_grad : (N,) float32, dL/d(bias) accumulated by backward (a view)."""
         return self._bias_grad
 
+    @property
+    def dropout(self) -> float:
+        """Dropout probability p of the population's output, ``0 <= p < 1``.
+
+        In training mode (:meth:`Network.train`), each forward zeroes every
+        output activation (after bias and activation; for an input, the given
+        value) independently with probability p and scales the survivors by
+        ``1 / (1 - p)`` (inverted dropout), with masks drawn from the
+        network's seeded generator.  In eval mode it does nothing.
+        Setting it takes effect at the next forward.
+        """
+        return self._dropout
+
+    @dropout.setter
+    def dropout(self, p: Any) -> None:
+        self._dropout = _as_dropout(p)
+
     # -- neurogenesis
     def add_neurons(self, n: int) -> np.ndarray:
         """Append n neurons to the population, in place.
 
-        New neurons get the largest ids (``size .. size + n - 1``), bias 0 and
+        New neurons get the largest ids (``size .. size + n - 1``), bias 0, zero
+        optimiser state (``_neuron_state``; their synapses' state columns too) and
         synapses by each projection's rule:
 
         - outgoing projection (this population is the source): each new neuron
@@ -309,6 +340,10 @@ class Population:
         # Allocate first: nothing below may fail before the C calls.
         new_bias = np.concatenate([self._bias, np.zeros(n, dtype=np.float32)])
         new_bias_grad = np.concatenate([self._bias_grad, np.zeros(n, dtype=np.float32)])
+        new_state = {  # new neurons start from zero optimiser state
+            k: np.concatenate([v, np.zeros((n, *v.shape[1:]), dtype=v.dtype)])
+            for k, v in self._neuron_state.items()
+        }
         state = net._rng.bit_generator.state
         n_threads = get_num_threads()
         done: list[tuple[str, Projection]] = []
@@ -334,6 +369,7 @@ class Population:
             raise
         self._bias = new_bias
         self._bias_grad = new_bias_grad
+        self._neuron_state = new_state
         self._size += n
         net._invalidate()
         return new_ids.astype(np.int64)
@@ -343,8 +379,8 @@ class Population:
 
         Every synapse from or to a removed neuron is removed; later ids move
         down to close the gaps (neuron ``i`` becomes ``i - (number of removed
-        ids < i)``) in this population, its biases and every projection that
-        touches it.  Invalidates the forward cache.  Views of ``bias`` /
+        ids < i)``) in this population, its biases, its per-neuron optimiser state
+        and every projection that touches it.  Invalidates the forward cache.  Views of ``bias`` /
         ``bias_grad`` go stale.
 
         Parameters
@@ -377,6 +413,7 @@ class Population:
         ids = np.sort(ids)
         new_bias = np.delete(self._bias, ids)
         new_bias_grad = np.delete(self._bias_grad, ids)
+        new_state = {k: np.delete(v, ids, axis=0) for k, v in self._neuron_state.items()}
         n_threads = get_num_threads()
         # Validated above and allocation-free in C: these cannot fail part-way.
         for p in self._incoming:
@@ -385,6 +422,7 @@ class Population:
             p._core.remove_pre(ids)
         self._bias = new_bias
         self._bias_grad = new_bias_grad
+        self._neuron_state = new_state
         self._size -= int(ids.size)
         self._net._invalidate()
 
@@ -755,14 +793,37 @@ class Projection:
 
 # ---------------------------------------------------------------------- Network
 class _Cache:
-    """What backward needs from the last forward: every activation (N, B)."""
+    """What backward needs from the last forward, and what it leaves behind.
 
-    __slots__ = ("acts", "batch", "squeeze")
+    acts[pop] : (N, B) float32
+        What pop fed forward (its activation after dropout; an input's value).
+    pre_dropout[pop] : (N, B) float32
+        For a population that dropped units in this pass only: its activation
+        before dropout, from which pop_backward computes act'(z).
+    masks[pop] : (N, B) float32
+        For the same populations: the scaled mask (0 or 1 / (1 - p)), so that
+        ``acts[pop] == pre_dropout[pop] * masks[pop]``.
+    deltas[pop] : (N, B) float32
+        Filled by backward: dL/dz of every non-input population (z its
+        pre-activation), e.g. for RigL's gradient of absent synapses.
+    """
 
-    def __init__(self, acts: dict[Population, np.ndarray], batch: int, squeeze: bool):
+    __slots__ = ("acts", "batch", "deltas", "masks", "pre_dropout", "squeeze")
+
+    def __init__(
+        self,
+        acts: dict[Population, np.ndarray],
+        batch: int,
+        squeeze: bool,
+        pre_dropout: dict[Population, np.ndarray] | None = None,
+        masks: dict[Population, np.ndarray] | None = None,
+    ):
         self.acts = acts
         self.batch = batch
         self.squeeze = squeeze
+        self.pre_dropout = pre_dropout if pre_dropout is not None else {}
+        self.masks = masks if masks is not None else {}
+        self.deltas: dict[Population, np.ndarray] = {}
 
 
 class Network:
@@ -805,6 +866,7 @@ class Network:
         self._order: list[Population] | None = None
         self._cache: _Cache | None = None
         self._n_created = 0
+        self._training = True
 
     # -- randomness and bookkeeping
     def _draw_seed(self) -> int:
@@ -845,8 +907,38 @@ class Network:
             raise ValueError(f"{name}={pop!r} belongs to another network")
         return pop
 
+    # -- training / evaluation mode
+    @property
+    def training(self) -> bool:
+        """Whether dropout is active (True after construction, as in PyTorch).
+
+        Set by :meth:`train` / :meth:`eval`; assigning a bool is ``train(value)``.
+        """
+        return self._training
+
+    @training.setter
+    def training(self, mode: Any) -> None:
+        self.train(mode)
+
+    def train(self, mode: bool = True) -> Network:
+        """Switch training mode on (or off with ``mode=False``); returns the network.
+
+        In training mode, forward applies each population's dropout.  Neither
+        mode changes anything else.
+        """
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"mode must be a bool, got {_describe(mode)}")
+        self._training = bool(mode)
+        return self
+
+    def eval(self) -> Network:
+        """Switch training mode off (no dropout); returns the network."""
+        return self.train(False)
+
     # -- building
-    def add_population(self, name: str, size: int, activation: str = "linear") -> Population:
+    def add_population(
+        self, name: str, size: int, activation: str = "linear", dropout: float = 0.0
+    ) -> Population:
         """Add a population of neurons.
 
         Parameters
@@ -858,6 +950,9 @@ class Network:
         activation : str
             "linear" (default), "relu", "tanh" or "sigmoid".  Ignored while
             the population is an input (no incoming projection).
+        dropout : float
+            Probability ``0 <= p < 1`` of zeroing each output activation in
+            training mode (inverted dropout, see :attr:`Population.dropout`).
 
         Returns
         -------
@@ -874,7 +969,9 @@ class Network:
             raise TypeError(f"activation must be a str, got {_describe(activation)}")
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation={activation!r} is unknown: expected one of {list(_ACTIVATIONS)}")
+        p_drop = _as_dropout(dropout)
         pop = Population(self, name, size, activation, self._n_created)
+        pop._dropout = p_drop
         self._n_created += 1
         self._populations[name] = pop
         self._order = None
@@ -1104,7 +1201,11 @@ class Network:
         Populations are computed in topological order: an input takes the
         given values; any other sums its incoming projections (in creation
         order), adds its bias and applies its activation.  Every activation is
-        kept for :meth:`backward`.
+        kept for :meth:`backward`.  In training mode (the default, see
+        :meth:`train`), a population with ``dropout > 0`` then zeroes each
+        value with that probability and scales the others by ``1 / (1 - p)``;
+        masks come from the network's generator (so a seeded network repeats
+        them).  In eval mode no mask is drawn.
 
         Parameters
         ----------
@@ -1126,17 +1227,27 @@ class Network:
         xs, batch, squeeze = self._collect("x", x, inputs, batch=None, squeeze=None, required=True)
         n_threads = get_num_threads()
         acts: dict[Population, np.ndarray] = {}
+        pre_dropout: dict[Population, np.ndarray] = {}
+        masks: dict[Population, np.ndarray] = {}
+        drop = self._training
         for pop in order:
             if not pop._incoming:
-                acts[pop] = xs[pop]
-                continue
-            z = np.zeros((pop.size, batch), dtype=np.float32)
-            if batch:
-                for p in pop._incoming:
-                    p._core.forward(acts[p.pre], z, n_threads)
-                _core.pop_forward(z, pop._bias, pop._act, n_threads)
-            acts[pop] = z
-        self._cache = _Cache(acts, batch, squeeze)
+                a = xs[pop]
+            else:
+                a = np.zeros((pop.size, batch), dtype=np.float32)
+                if batch:
+                    for p in pop._incoming:
+                        p._core.forward(acts[p.pre], a, n_threads)
+                    _core.pop_forward(a, pop._bias, pop._act, n_threads)
+            if drop and pop._dropout > 0.0 and batch:
+                # Inverted dropout: keep with probability 1 - p, scale by 1 / (1 - p).
+                keep = self._rng.random(a.shape, dtype=np.float32) >= np.float32(pop._dropout)
+                m = keep * np.float32(1.0 / (1.0 - pop._dropout))
+                pre_dropout[pop] = a
+                masks[pop] = m
+                a = a * m
+            acts[pop] = a
+        self._cache = _Cache(acts, batch, squeeze, pre_dropout, masks)
         return self._export([p for p in order if not p._outgoing], acts, squeeze)
 
     @staticmethod
@@ -1154,7 +1265,9 @@ class Network:
 
         Accumulates dL/dw into every projection's gradient (see
         :meth:`Projection.grad`) and dL/d(bias) into every population's
-        ``bias_grad`` until :meth:`zero_grad`.
+        ``bias_grad`` until :meth:`zero_grad`.  Dropout masks are the ones the
+        forward pass drew.  Afterwards ``_cache.deltas[pop]`` holds dL/dz
+        (N, B) of every non-input population.
 
         Parameters
         ----------
@@ -1183,7 +1296,9 @@ class Network:
         order = self._topological_order()
         outputs = [p for p in order if not p._outgoing]
         dys, _, _ = self._collect("dy", dy, outputs, batch=cache.batch, squeeze=cache.squeeze, required=False)
-        batch, acts = cache.batch, cache.acts
+        batch, acts, masks = cache.batch, cache.acts, cache.masks
+        pre_dropout = cache.pre_dropout
+        deltas: dict[Population, np.ndarray] = {}
         n_threads = get_num_threads()
         # The only allocation in C that could fail: do it before accumulating anything.
         for p in self._projections:
@@ -1198,16 +1313,94 @@ class Network:
                 grads[pop] = d
             elif g is not None:
                 d += g
-            if not pop._incoming or not batch:
+            m = masks.get(pop)
+            if m is not None:
+                d *= m  # dL/d(dropped) -> dL/da
+            if not pop._incoming:
                 continue
-            _core.pop_backward(acts[pop], d, pop._bias_grad, pop._act, n_threads)  # d: dL/dz
+            deltas[pop] = d
+            if not batch:
+                continue
+            a = pre_dropout.get(pop, acts[pop])  # act'(z) needs the activation before dropout
+            _core.pop_backward(a, d, pop._bias_grad, pop._act, n_threads)  # d: dL/dz
             for p in pop._incoming:
                 src = p.pre
                 ds = grads.get(src)
                 if ds is None:
                     ds = grads[src] = np.zeros((src.size, batch), dtype=np.float32)
                 p._core.backward(acts[src], d, ds, True, n_threads)
+        cache.deltas = deltas
         return self._export([p for p in order if not p._incoming], grads, cache.squeeze)
+
+    def predict(self, x: Any, batch_size: int = 256) -> Any:
+        """Outputs for a whole data set, in eval mode (no dropout), batch by batch.
+
+        The network is switched to eval mode for the call and back to its
+        previous mode afterwards (even on error); the forward cache that
+        :meth:`backward` uses is left as it was.
+
+        Parameters
+        ----------
+        x : (B, N) real array
+            Inputs (finite); a dict ``{name: array}`` with one entry per
+            input population (all with the same B) when there are several.
+            A 1-D ``(N,)`` sample is run as one forward.
+        batch_size : int
+            Samples per forward pass, ``>= 1``.  Results do not depend on it.
+
+        Returns
+        -------
+        y : (B, N) float32
+            forward's output for every sample, stacked; a dict
+            ``{name: array}`` when there are several outputs.
+        """
+        batch_size = _as_int("batch_size", batch_size, 1)
+        order = self._topological_order()
+        if not order:
+            raise ValueError("the network has no populations: call add_population first")
+        inputs = [p for p in order if not p._incoming]
+        if isinstance(x, Mapping):
+            arrays = {k: _as_real_array(f"x[{k!r}]", v) for k, v in x.items()}
+        else:
+            arrays = {None: _as_real_array("x", x)}
+        lengths = {k: (a.shape[0] if a.ndim == 2 else None) for k, a in arrays.items()}
+        n_set = set(lengths.values())
+        if len(n_set) > 1:
+            raise ValueError(
+                f"x's entries have different numbers of samples {lengths}: expected the same B for "
+                f"every input population {[p.name for p in inputs]}"
+            )
+        n = n_set.pop() if n_set else None
+
+        def fits(key: Any, a: np.ndarray) -> bool:
+            """Whether a is finite and as wide as its population: else forward explains on the whole x."""
+            if key is None:
+                size = inputs[0].size if len(inputs) == 1 else -1
+            else:
+                try:
+                    size = self._resolve("x key", key).size
+                except (TypeError, ValueError):
+                    return False
+            return a.shape[1] == size and (a.dtype.kind not in "f" or bool(np.isfinite(a).all()))
+
+        was_training, cache = self._training, self._cache
+        self._training = False
+        try:
+            if n is None or n <= batch_size or not all(fits(k, a) for k, a in arrays.items()):
+                return self.forward(x)  # a 1-D sample, one batch, or an error reported on the whole x
+            parts = []
+            for start in range(0, n, batch_size):
+                if isinstance(x, Mapping):
+                    xb: Any = {k: a[start : start + batch_size] for k, a in arrays.items()}
+                else:
+                    xb = arrays[None][start : start + batch_size]
+                parts.append(self.forward(xb))
+            if isinstance(parts[0], dict):
+                return {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
+            return np.concatenate(parts)
+        finally:
+            self._training = was_training
+            self._cache = cache
 
     def zero_grad(self) -> None:
         """Set every synapse gradient and every bias gradient to 0."""
@@ -1259,7 +1452,32 @@ class Network:
             lines.append(
                 f"{'total':<{w}}  {total:>13,}  {'':>8}  {'':>8}  {'':>8}  {bps}  {_fmt_bytes(nbytes)}"
             )
+        # One line per live optimiser of this network (connectome/optim.py registers weak references).
+        optimizers = [o for o in (ref() for ref in getattr(self, "_optimizers", ())) if o is not None]
+        if optimizers:
+            lines.append("")
+            lines.extend(o._summary_line() for o in optimizers)
         return "\n".join(lines)
+
+    # -- persistence (io helper's region)
+    def save(self, path: Any, optimizer: Any = None) -> None:
+        """Write the network (and optionally an optimiser's state) to path, atomically.
+
+        A versioned, checksummed ``.npz`` written at exactly ``path`` (no suffix
+        is added); read it back with ``cx.load(path)`` (or ``cx.load(path,
+        with_optimizer=True)``) to get bitwise-equal predictions.  The format
+        is documented in :mod:`connectome.io`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        optimizer : optimiser or None
+            An optimiser of this network whose state (including per-synapse
+            and per-neuron state) is saved too.
+        """
+        from .io import save
+
+        save(self, path, optimizer=optimizer)
 
     def __repr__(self) -> str:
         return (

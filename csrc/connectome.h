@@ -236,6 +236,74 @@ cx_status cx_pop_forward(cx_index n, cx_index B, cx_real *z, const cx_real *bias
 cx_status cx_pop_backward(cx_index n, cx_index B, const cx_real *a, cx_real *d,
                           cx_real *bias_grad, cx_activation act, int n_threads);
 
+/* ------------------------------------------------------------ optimisers */
+/*
+ * One optimiser step over per-synapse (or per-neuron) parameters, with the
+ * update rules of torch.optim.SGD and torch.optim.Adam:
+ *
+ *   g = grad + weight_decay * w                  (L2 added to the gradient)
+ *   SGD, momentum == 0:   w = w - lr * g                            (no state)
+ *   SGD, momentum  > 0:   b = momentum * b + g;  w = w - lr * b     (b: STATE0)
+ *   Adam:  m = beta1 * m + (1 - beta1) * g                          (m: STATE0)
+ *          v = beta2 * v + (1 - beta2) * (g * g)                    (v: STATE1)
+ *          w = w - step_size * (m / (sqrt(v) / bc2_sqrt + eps))
+ *          step_size = lr / (1 - beta1^t),  bc2_sqrt = sqrt(1 - beta2^t)
+ *   then, if l1 > 0, the proximal L1 step (soft threshold by lr * l1):
+ *          w = sign(w) * max(|w| - lr * l1, 0)     (weights reach exactly 0)
+ *
+ * Arithmetic: every per-element operation is float32 in exactly the order
+ * written above; the coefficients (momentum, beta1, 1 - beta1, beta2,
+ * 1 - beta2, eps, lr, step_size, bc2_sqrt, lr * l1, weight_decay) are
+ * computed in double and rounded to float32 once per call.  A numpy float32
+ * re-implementation in that order reproduces the result bitwise.
+ * torch's buf = grad on the first SGD step is momentum * 0 + grad here
+ * (state starts at 0, as it does for every new synapse); torch's dampening,
+ * nesterov and amsgrad are not offered (their defaults: 0, False, False).
+ */
+typedef enum { CX_OPTIM_SGD = 0, CX_OPTIM_ADAM = 1 } cx_optim_kind;
+typedef struct {
+    cx_optim_kind kind;
+    double lr;           /* > 0, finite */
+    double momentum;     /* SGD: >= 0, finite (0: no state column) */
+    double beta1, beta2; /* Adam: in [0, 1) */
+    double eps;          /* Adam: > 0, finite */
+    double weight_decay; /* >= 0, finite */
+    double l1;           /* >= 0, finite */
+    int64_t step;        /* Adam: t >= 1, the step being taken (bias correction) */
+} cx_optim;
+
+/* Number of state columns the optimiser needs: 0 (plain SGD), 1 (SGD with
+ * momentum: STATE0), 2 (Adam: STATE0, STATE1); -1 if opt is invalid. */
+int cx_optim_n_state(const cx_optim *opt);
+/*
+ * One optimiser step on every synapse of the projection, row by row.
+ *
+ * Input:   opt (validated: EINVAL for any parameter out of range); the
+ *          CX_COL_GRAD column and the cx_optim_n_state(opt) state columns
+ *          must be enabled (else EINVAL, nothing changed)
+ * Output:  the weight and state columns, updated in place;
+ *          *n_zero (may be NULL) = synapses whose weight is exactly 0 (+-0)
+ *          after the step, counted in the same pass
+ * Threads: parallel over rows; every synapse is updated on its own, so the
+ *          result is bitwise identical for any n_threads.
+ * Note:    never allocates.  NaN/inf gradients propagate (as in torch).
+ * Complexity: O(n_pre + n_synapses)
+ */
+cx_status cx_proj_optim_step(cx_proj *proj, const cx_optim *opt, int n_threads, cx_size *n_zero);
+/*
+ * The same step on n plain parameters (e.g. a population's biases).
+ * Input:   grad[n]
+ * Output:  w[n], s0[n], s1[n] updated in place (s0 / s1 may be NULL when
+ *          the optimiser needs fewer state arrays, else EINVAL);
+ *          *n_zero (may be NULL) as above.
+ * Complexity: O(n)
+ */
+cx_status cx_optim_update(const cx_optim *opt, cx_size n, cx_real *w, const cx_real *grad,
+                          cx_real *s0, cx_real *s1, cx_size *n_zero);
+/* Total row capacity (synapse slots allocated in every enabled column,
+ * >= n_synapses): nbytes = overhead + capacity * bytes per slot. O(n_pre) */
+cx_size cx_proj_capacity(const cx_proj *proj);
+
 #ifdef __cplusplus
 }
 #endif
