@@ -22,17 +22,22 @@ except ImportError as e:  # pragma: no cover - only without a build
         "`pip install .` or, in a source tree, `python setup.py build_clib build_ext --inplace`."
     ) from e
 
-from . import optim
+from . import losses, optim, plasticity
 from ._threads import get_num_threads, set_num_threads
 from .network import Network, Population, Projection
+from .training import History, fit
 
 __all__ = [
+    "History",
     "Network",
     "Population",
     "Projection",
     "__version__",
+    "fit",
     "get_num_threads",
+    "losses",
     "optim",
+    "plasticity",
     "set_num_threads",
 ]
 
