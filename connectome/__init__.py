@@ -22,8 +22,9 @@ except ImportError as e:  # pragma: no cover - only without a build
         "`pip install .` or, in a source tree, `python setup.py build_clib build_ext --inplace`."
     ) from e
 
-from . import losses, optim, plasticity
+from . import datasets, losses, optim, plasticity
 from ._threads import get_num_threads, set_num_threads
+from .io import load
 from .network import Network, Population, Projection
 from .training import History, fit
 
@@ -33,8 +34,10 @@ __all__ = [
     "Population",
     "Projection",
     "__version__",
+    "datasets",
     "fit",
     "get_num_threads",
+    "load",
     "losses",
     "optim",
     "plasticity",
