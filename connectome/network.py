@@ -71,6 +71,12 @@ def _as_int(name: str, value: Any, lo: int | None = None, hi: int | None = None)
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
+def _as_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {_describe(value)}")
+    return bool(value)
+
+
 def _as_real(name: str, value: Any, *, finite: bool = True) -> float:
     """A real scalar argument (int or float, not bool).
 
@@ -1410,6 +1416,31 @@ class Network:
                 p._core.fill_column(_core.COL_GRAD, 0.0, n_threads)
         for pop in self._populations.values():
             pop._bias_grad[...] = 0.0
+
+    def shrink(self, *, training_state: bool = False) -> int:
+        """Release memory held beyond the synapses themselves; returns the bytes freed.
+
+        Every row's slack capacity is released (rows then hold exactly their
+        synapses: 8 bytes per synapse for index and weight).  With
+        ``training_state=True`` the per-synapse gradient and optimiser-state
+        columns are freed too, and the per-neuron optimiser state: a trained
+        network back to its bare weights.  Gradients then read as 0, and an
+        optimiser that steps again starts from zero state, as a new one would.
+        Weights, biases and the network's function are unchanged.
+        """
+        training_state = _as_bool("training_state", training_state)
+        before = self.nbytes
+        for p in self._projections:
+            if training_state:
+                for col in (_core.COL_GRAD, _core.COL_STATE0, _core.COL_STATE1):
+                    if p._core.column_enabled(col):
+                        p._core.disable_column(col)
+            p._core.shrink()
+        if training_state:
+            for pop in self._populations.values():
+                pop._neuron_state = {}
+                pop._bias_grad[...] = 0.0
+        return before - self.nbytes
 
     # -- reporting
     def summary(self) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import losses as _losses
-from .network import Network, _as_int, _as_seed, _describe
+from .network import Network, _as_bool, _as_int, _as_seed, _describe
 
 __all__ = ["History", "fit"]
 
@@ -130,12 +130,6 @@ def _fmt(key: str, v: Any) -> str:
 
 
 # --------------------------------------------------------------- argument checks
-def _as_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {_describe(value)}")
-    return bool(value)
-
-
 def _inputs(net: Network, X: Any, arg: str) -> tuple[np.ndarray | dict[str, np.ndarray], int]:
     """X as float32 (n, N) C-contiguous (one copy at most), or a dict of them per input name."""
     inputs = net.inputs
@@ -293,6 +287,7 @@ def fit(
     progress: bool = True,
     seed: int | None = None,
     shuffle: bool = True,
+    lr_schedule: Callable[[int], float] | None = None,
 ) -> History:
     """Train net on (X, y) with mini-batches, applying plasticity rules on schedule.
 
@@ -354,6 +349,12 @@ def fit(
         generator, so a network built with a seed trains reproducibly.
     shuffle : bool
         Reshuffle the samples every epoch (default); False keeps their order.
+    lr_schedule : callable or None
+        ``lr_schedule(epoch) -> lr`` (epoch from 1), set as ``optimizer.lr``
+        at the start of each epoch, as Keras' LearningRateScheduler does; e.g.
+        ``lambda e: 0.1 * 0.5 ** ((e - 1) // 20)``.  A value that is not a
+        positive finite number raises ValueError before that epoch runs.
+        None (default): the optimiser's lr is left alone.
 
     Returns
     -------
@@ -401,6 +402,13 @@ def fit(
         if isinstance(bound, Network) and bound is not net:
             raise ValueError("optimizer was built for another network: expected one built with this net")
     rules = _rules(plasticity)
+    if lr_schedule is not None:
+        if not callable(lr_schedule):
+            raise TypeError(f"lr_schedule must be a callable epoch -> lr, got {_describe(lr_schedule)}")
+        if optimizer is not None and not hasattr(optimizer, "lr"):
+            raise TypeError(
+                f"lr_schedule needs an optimizer with an lr attribute, got {_describe(optimizer)}"
+            )
     bar_cls: Any = None
     if progress:
         try:  # the optional extra; plain lines without it
@@ -439,6 +447,8 @@ def fit(
         yb: Any = None
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
+            if lr_schedule is not None:
+                optimizer.lr = _scheduled_lr(lr_schedule, epoch)
             counts = dict.fromkeys(
                 ("synapses_pruned", "synapses_grown", "neurons_born", "neurons_removed"), 0
             )
@@ -510,6 +520,18 @@ def fit(
     finally:
         net.train(was_training)
     return history
+
+
+def _scheduled_lr(schedule: Callable[[int], float], epoch: int) -> float:
+    """lr_schedule(epoch), checked."""
+    value = schedule(epoch)
+    try:
+        lr = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"lr_schedule({epoch}) returned {_describe(value)}: expected a float") from None
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr_schedule({epoch}) returned {lr}: expected a positive finite learning rate")
+    return lr
 
 
 def _count(counts: dict[str, int], changes: Any) -> None:

@@ -394,6 +394,7 @@ def test_diverging_loss_raises_floating_point_error():
         ({"shuffle": 1}, TypeError, "shuffle must be a bool"),
         ({"seed": -1}, ValueError, "seed=-1 is out of range"),
         ({"seed": 1.0}, TypeError, "seed must be an integer"),
+        ({"lr_schedule": 0.1}, TypeError, "lr_schedule must be a callable"),
     ],
 )
 def test_bad_arguments_leave_the_network_unchanged(kwargs, exc, match):
@@ -410,6 +411,62 @@ def test_bad_arguments_leave_the_network_unchanged(kwargs, exc, match):
         fit(net, **args)
     assert_same_snapshot(before, snapshot(net))
     assert net._rng.bit_generator.state == state and net.training is False
+
+
+def test_lr_schedule_sets_the_learning_rate_each_epoch():
+    X, y = blobs(n=64)
+    seen = []
+
+    def schedule(epoch):
+        seen.append(epoch)
+        return 0.1 * 0.5 ** (epoch - 1)
+
+    net = make_net()
+    opt = SGD(net, lr=1.0, momentum=0.9)
+    fit(
+        net, X, y, epochs=3, batch_size=16, optimizer=opt, progress=False, shuffle=False, lr_schedule=schedule
+    )
+    assert seen == [1, 2, 3] and opt.lr == 0.025
+    # equal to three one-epoch fits with the learning rate set by hand (no shuffling: same batches)
+    twin = make_net()
+    topt = SGD(twin, lr=1.0, momentum=0.9)
+    for lr in (0.1, 0.05, 0.025):
+        topt.lr = lr
+        fit(twin, X, y, epochs=1, batch_size=16, optimizer=topt, progress=False, shuffle=False)
+    for p, q in zip(net.projections, twin.projections):
+        assert np.array_equal(p.weights, q.weights)
+    # and not equal to a run at a constant rate: the schedule did change something
+    const = make_net()
+    fit(
+        const,
+        X,
+        y,
+        epochs=3,
+        batch_size=16,
+        optimizer=SGD(const, lr=0.1, momentum=0.9),
+        progress=False,
+        shuffle=False,
+    )
+    assert not np.array_equal(const.projections[0].weights, net.projections[0].weights)
+
+
+@pytest.mark.parametrize(
+    "value, exc, match",
+    [
+        (0.0, ValueError, "returned 0.0: expected a positive"),
+        (float("nan"), ValueError, "returned nan"),
+        ("fast", TypeError, "returned 'fast'"),
+    ],
+)
+def test_lr_schedule_bad_value_raises_before_the_epoch(value, exc, match):
+    X, y = blobs(n=32)
+    net = make_net()
+    before = snapshot(net)
+    opt = SGD(net, lr=0.1)
+    with pytest.raises(exc, match=match):
+        fit(net, X, y, epochs=2, optimizer=opt, progress=False, lr_schedule=lambda e: value)
+    assert_same_snapshot(before, snapshot(net))
+    assert opt.lr == 0.1
 
 
 def test_bad_net_and_optimizer_for_another_network():

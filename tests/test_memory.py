@@ -60,3 +60,53 @@ def test_network_nbytes_is_sum_of_projections():
     assert net.nbytes >= total
     assert net.n_synapses == 500 * 20 + 400 * 30
     assert np.isclose(net.projections[0].density, 20 / 400)
+
+
+def test_network_shrink_releases_training_state_and_keeps_the_function():
+    """After training with L1 (synapses removed) and Adam (two state columns), shrink gives 8 B/synapse back."""
+    from connectome.optim import Adam
+
+    rng = np.random.default_rng(0)
+    net = cx.Network(seed=0)
+    a = net.add_population("a", 40)
+    h = net.add_population("h", 60, activation="relu")
+    o = net.add_population("o", 5)
+    net.connect(a, h, fanout=30)
+    net.connect(h, o, fanout=5)
+    opt = Adam(net, lr=0.05, l1=0.05)
+    x = rng.standard_normal((16, 40))
+    for _ in range(5):
+        opt.zero_grad()
+        net.forward(x)
+        net.backward(rng.standard_normal((16, 5)))
+        opt.step()
+    assert opt.total_removed > 0 and all(p._core.column_enabled(_core.COL_STATE1) for p in net.projections)
+    y = net.forward(x)
+    coo = [p.to_coo() for p in net.projections]
+    with_state = net.nbytes
+    with pytest.raises(TypeError, match="training_state must be a bool"):
+        net.shrink(training_state=1)
+    assert net.nbytes == with_state
+    freed = net.shrink(training_state=True)
+    assert freed == with_state - net.nbytes > 0
+    for p, (pre, post, w) in zip(net.projections, coo):  # as small as the same synapses built afresh
+        twin = _core.CoreProjection(p.pre.size, p.post.size)
+        twin.add(pre, post, w)
+        twin.shrink()
+        assert p.nbytes == twin.nbytes < 8 * p.n_synapses + 64 * p.pre.size
+    for p, before in zip(net.projections, coo):
+        assert not any(
+            p._core.column_enabled(c) for c in (_core.COL_GRAD, _core.COL_STATE0, _core.COL_STATE1)
+        )
+        assert all(np.array_equal(u, v) for u, v in zip(p.to_coo(), before))
+        assert np.all(p.grad() == 0)
+    assert np.array_equal(net.forward(x), y)
+    assert all(pop._neuron_state == {} for pop in net.populations.values())
+    # a later step starts from zero state, as a new optimiser would, and training goes on
+    opt.zero_grad()
+    net.forward(x)
+    net.backward(rng.standard_normal((16, 5)))
+    opt.step()
+    assert all(p._core.column_enabled(_core.COL_STATE1) for p in net.projections)
+    assert net.shrink() >= 0  # slack only: keeps the state columns
+    assert all(p._core.column_enabled(_core.COL_STATE1) for p in net.projections)
