@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         args.seeds, args.epochs = 1, 10
     (Xtr_all, ytr_all), (Xte_all, yte_all) = cx.datasets.load_fashion_mnist(args.path)
     sizes = (784, 1000, 1000, 1000, 10)
-    dens = [set_density(args.epsilon, a, b) for a, b in itertools.pairwise(sizes)] + [1.0]
+    dens = [set_density(args.epsilon, a, b) for a, b in itertools.pairwise(sizes[:-1])] + [1.0]
     print(
         f"Fashion-MNIST: {args.n_train} train / {args.n_test} test, {sizes}, densities "
         f"{[round(d, 4) for d in dens]}, {args.epochs} epochs"
