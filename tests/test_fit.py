@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+import types
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -497,12 +500,45 @@ def test_progress_output(capsys, monkeypatch):
     assert f"{h['loss'][1]:.4f}" in lines[1]
 
 
-def test_progress_bar_with_tqdm(capsys):
+class _FakeBar:
+    """tqdm's interface as fit uses it, recording what it is told."""
+
+    made: ClassVar[list[_FakeBar]] = []
+
+    def __init__(self, total, desc, leave):
+        self.total, self.desc, self.n, self.postfix, self.closed = total, desc, 0, "", False
+        _FakeBar.made.append(self)
+
+    def update(self, k):
+        self.n += k
+
+    def set_postfix_str(self, s, refresh=True):
+        self.postfix = s
+
+    def close(self):
+        self.closed = True
+
+
+def test_progress_bar_with_tqdm(capsys, monkeypatch):
     X, y = blobs(n=20)
     net = make_net()
-    fit(net, X, y, epochs=2, optimizer=SGD(net, lr=0.01), progress=True)
-    err = capsys.readouterr().err
-    assert "epoch 1/2" in err and "epoch 2/2" in err and "density" in err
+    if importlib.util.find_spec("tqdm") is not None:  # the real bar, when the extra is installed
+        fit(net, X, y, epochs=2, optimizer=SGD(net, lr=0.01), progress=True)
+        err = capsys.readouterr().err
+        assert "epoch 1/2" in err and "epoch 2/2" in err and "density" in err
+    # the bar protocol itself, with a stand-in module (whether or not tqdm is installed)
+    fake = types.ModuleType("tqdm.auto")
+    fake.tqdm = _FakeBar
+    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", fake)
+    _FakeBar.made.clear()
+    fit(net, X, y, epochs=2, batch_size=8, optimizer=SGD(net, lr=0.01), progress=True)
+    assert capsys.readouterr().out == ""  # no plain lines when there is a bar
+    assert [(b.desc, b.total, b.n, b.closed) for b in _FakeBar.made] == [
+        ("epoch 1/2", 3, 3, True),
+        ("epoch 2/2", 3, 3, True),
+    ]
+    assert all("loss" in b.postfix and "density" in b.postfix for b in _FakeBar.made)
 
 
 # ---------------------------------------------------------------- predict
