@@ -1,7 +1,8 @@
 """SET on Fashion-MNIST in the SET tutorial's setting.
 
-2,000 training and 1,000 test images (a seeded random subset of the full sets,
-pixels scaled to [0, 1]), a 784-1000-1000-1000-10 ReLU MLP whose three hidden
+2,000 training and 1,000 test images (a random subset of the full sets drawn
+with ``--data-seed``, the same for every model seed as in SET's loader; pixels
+scaled to [0, 1]), a 784-1000-1000-1000-10 ReLU MLP whose three hidden
 projections are Erdos-Renyi sparse with epsilon 13 (density
 ``13 * (n_pre + n_post) / (n_pre * n_post)``, about 3%), a dense output
 projection, dropout 0.2 on the hidden populations, SGD with momentum 0.9,
@@ -41,7 +42,11 @@ def main(argv=None) -> int:
     ap.add_argument("--epsilon", type=float, default=13)
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--data-seed", type=int, default=0, help="seed of the train/test subsets (default 0)")
     ap.add_argument("--path", default=None, help="folder with the idx files (default: the Debian package's)")
+    ap.add_argument(
+        "--init", default="xavier", help="see examples/_common.py mlp() (default: xavier, as SET)"
+    )
     ap.add_argument("--quick", action="store_true", help="1 seed, 10 epochs")
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
@@ -56,9 +61,9 @@ def main(argv=None) -> int:
     )
     runs = []
     for seed in range(args.seeds):
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(args.data_seed)  # one subset for every seed, as SET's loader does
         data = (subset(Xtr_all, ytr_all, args.n_train, rng), subset(Xte_all, yte_all, args.n_test, rng))
-        net = mlp(sizes, dens, seed=seed, dropout=0.2)
+        net = mlp(sizes, dens, seed=seed, dropout=0.2, init=args.init)
         opt = cx.optim.SGD(net, lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
         r = train(
             "SET",
