@@ -14,6 +14,7 @@
 /* seed domains (see storage.h): the row split and the per-row draws */
 #define CX_DOM_RWSPLIT 0x510E527FADE682D1ull
 #define CX_DOM_RWROW 0x9B05688C2B3E6C1Full
+#define CX_DOM_RWW 0x1F83D9ABFB41BD6Bull
 
 /* ====================================================== hypergeometric */
 
@@ -127,6 +128,102 @@ static void split_rows(const cx_size *fp, cx_index lo, cx_index hi, cx_size m, u
     split_rows(fp, mid, hi, m - ml, 2 * node + 1, seed, cut - 1, cnt, tasks, nk);
 }
 
+/* ====================================================== per-row draws */
+
+/*
+ * The per-row streams are counter-based (splitmix64: the state advances
+ * by a constant and each output is a function of the counter alone), so
+ * consecutive draws are independent computations that overlap in the
+ * pipeline; xorshift's state chain made every draw wait for the last.
+ * Uniform integer in [0, n), n >= 1: Lemire's multiply-shift, unbiased.
+ */
+static inline uint64_t rw_below(uint64_t *x, uint64_t n) {
+    __uint128_t m = (__uint128_t)cx_splitmix64(x) * n;
+    uint64_t l = (uint64_t)m;
+    if (l < n) {
+        uint64_t t = (0 - n) % n;
+        while (l < t) {
+            m = (__uint128_t)cx_splitmix64(x) * n;
+            l = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+/*
+ * u[k] = k distinct values drawn uniformly from [0, n), ascending.
+ * Sparse case (2k <= n): each draw is checked against bits (a repeat is
+ * drawn again, so the set is a uniform k-subset), and the word it lands
+ * in is marked in a word summary; the emission visits the marked words
+ * only, in order, clearing the maps, so no sort and no scan of empty
+ * words.  Draw q marks summary copy q % 4 (sum[4][sw], ORed at the end):
+ * with a single copy, every draw would wait for the previous one's
+ * read-modify-write of the same summary word.
+ * Dense case: cx_pick_sorted (draws the n - k to leave out).
+ * bits[(n + 63) / 64] and sum[4 * sw], sw = (n + 4095) / 4096, are zero
+ * on entry and on exit.  O(k + n / 4096)
+ */
+static void pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_index n,
+                     cx_index k, cx_index *u) {
+    if (k <= 0)
+        return;
+    if (2 * (int64_t)k > n) {
+        cx_pick_sorted(xp, bits, n, k, u, NULL);
+        return;
+    }
+    uint64_t x = *xp; /* a local: bits and sum may alias *xp */
+    for (cx_index got = 0, q = 0; got < k; q++) {
+        uint64_t v = rw_below(&x, (uint64_t)n), w = v >> 6, bit = 1ull << (v & 63);
+        uint64_t old = bits[w];
+        bits[w] = old | bit;
+        sum[(size_t)(q & 3) * sw + (w >> 6)] |= 1ull << (w & 63);
+        got += (old & bit) == 0;
+    }
+    *xp = x;
+    cx_index o = 0;
+    size_t ns = ((size_t)n + 4095) / 4096;
+    for (size_t a = 0; a < ns; a++) {
+        uint64_t m = sum[a] | sum[sw + a] | sum[2 * sw + a] | sum[3 * sw + a];
+        sum[a] = sum[sw + a] = sum[2 * sw + a] = sum[3 * sw + a] = 0;
+        while (m) {
+            size_t w = a * 64 + (size_t)__builtin_ctzll(m);
+            uint64_t b = bits[w];
+            m &= m - 1;
+            bits[w] = 0;
+            do { /* usually one bit per word */
+                u[o++] = (cx_index)(w * 64 + (size_t)__builtin_ctzll(b));
+                b &= b - 1;
+            } while (b);
+        }
+    }
+}
+
+/* wn[c] = the weights of a row's new synapses, in order, from the
+ * counter-based stream *x (NORMAL: Box-Muller, one pair per weight). */
+static void draw_row_weights(cx_init init, uint64_t *xp, cx_real *wn, cx_index c) {
+    double a = init.a, b = init.b;
+    uint64_t xv = *xp, *x = &xv; /* the counter stays in a register */
+    switch (init.kind) {
+    case CX_INIT_UNIFORM:
+        for (cx_index k = 0; k < c; k++)
+            wn[k] = (cx_real)(a + (b - a) * ((double)(cx_splitmix64(x) >> 11) * 0x1.0p-53));
+        break;
+    case CX_INIT_NORMAL:
+        for (cx_index k = 0; k < c; k++) {
+            double u1 = 1.0 - (double)(cx_splitmix64(x) >> 11) * 0x1.0p-53; /* (0, 1] */
+            double u2 = (double)(cx_splitmix64(x) >> 11) * 0x1.0p-53;
+            wn[k] = (cx_real)(a + b * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        }
+        break;
+    case CX_INIT_CONST:
+    default:
+        for (cx_index k = 0; k < c; k++)
+            wn[k] = init.a;
+        break;
+    }
+    *xp = xv;
+}
+
 /* ============================================================ row merge */
 
 /*
@@ -184,8 +281,8 @@ static inline void seg_keep(const cx_index *P, const cx_real *W, cx_real *const 
 /*
  * Write the rewired row r into dst (arrays post + enabled columns): the
  * survivors of the cut in order, merged with the new targets -- the
- * u[k]-th absent id of the ORIGINAL row, k < c, u ascending -- whose
- * weights are drawn from s in that order (other columns 0).  The
+ * u[k]-th absent id of the ORIGINAL row, k < c, u ascending -- with
+ * weights wn[k] (other columns 0).  The
  * originals below the k-th new id are those with P[q] - q <= u[k]
  * (P[q] - q, the absent ids below P[q], never decreases), and the new id
  * is u[k] + (their count).
@@ -194,7 +291,7 @@ static inline void seg_keep(const cx_index *P, const cx_real *W, cx_real *const 
  * length.
  */
 static cx_index row_merge(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u,
-                          cx_index c, cx_init init, uint64_t *s, uint32_t T, cx_size *tie,
+                          cx_index c, const cx_real *wn, uint32_t T, cx_size *tie,
                           cx_size r_ties) {
     const cx_index *P = r->post;
     const cx_real *W = r->col[CX_COL_WEIGHT];
@@ -211,7 +308,7 @@ static cx_index row_merge(unsigned cols, const cx_row *r, cx_row *dst, const cx_
     for (cx_index k = 0; k < c; k++) {
         seg_keep(P, W, x, dx, nx, n, u[k], &j, DP, DW, &o, T, tie, r_ties);
         DP[o] = u[k] + j;
-        DW[o] = cx_init_draw(init, s);
+        DW[o] = wn[k];
         for (int a = 0; a < nx; a++)
             dx[a][o] = 0;
         o++;
@@ -259,8 +356,7 @@ static int rw_have_avx2(void) {
 
 __attribute__((target("avx2"))) static cx_index
 row_merge_avx2(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, cx_index c,
-               cx_init init, uint64_t *s, uint32_t T, cx_size *tie, cx_size r_ties,
-               const rw_perm *pt) {
+               const cx_real *wn, uint32_t T, cx_size *tie, cx_size r_ties, const rw_perm *pt) {
     const cx_index *P = r->post;
     const cx_real *W = r->col[CX_COL_WEIGHT];
     cx_index *DP = dst->post;
@@ -314,7 +410,7 @@ row_merge_avx2(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, c
         if (k == c)
             break;
         DP[o] = u[k] + j;
-        DW[o] = cx_init_draw(init, s);
+        DW[o] = wn[k];
         for (int a = 0; a < nx; a++)
             dx[a][o] = 0;
         o++;
@@ -610,14 +706,13 @@ static void fresh_free(cx_row *f) {
  *      reallocates most rows and later ones run in place.  Per-thread
  *      scratch is sized by the largest row, not by n_post;
  *   4. commit (parallel over the same chunks, cannot fail): each row
- *      draws its new positions (per-thread bitmap) and weights from the
- *      stream (seed, i), merges survivors and new synapses in one walk
- *      into the per-thread scratch row: with AVX-512, rows with only the
- *      weight column go two at a time through merge_pair_avx512 (new
- *      weights drawn up front in the same order, branch-free blocks),
- *      others through row_merge_avx512; else row_merge_avx2 when
- *      available,
- *      and copies it back in place or into its fresh arrays (the portable
+ *      draws its new positions (pick_row, per-thread bitmaps) and its
+ *      new weights from two counter-based streams (seed, i), merges
+ *      survivors and new synapses in one walk into the per-thread
+ *      scratch row: with AVX-512, rows with only the weight column go two
+ *      at a time through merge_pair_avx512 (branch-free blocks), others
+ *      through row_merge_avx512; else row_merge_avx2 when available; and
+ *      copies it back in place or into its fresh arrays (the portable
  *      path writes fresh arrays directly).
  * Chunks are the prune cut's chunks, so each starts with the number of
  * ties before it.  O(n_synapses + n_pre * n_post / 64)
@@ -638,13 +733,14 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     if (nt > n_pre)
         nt = n_pre;
     cx_status st = CX_ENOMEM;
-    size_t words = ((size_t)n_post + 63) / 64;
+    size_t words = ((size_t)n_post + 63) / 64, swords = (words + 63) / 64;
     cx_size *tb = malloc(((size_t)nt + 1) * sizeof(cx_size));
     cx_size *fp = malloc(((size_t)n_pre + 1) * sizeof(cx_size));
     cx_index *cnt = malloc((size_t)n_pre * sizeof(cx_index));
     split_task *tasks = malloc(64 * sizeof(split_task));
     cx_row *fresh = calloc((size_t)n_pre, sizeof(cx_row));
-    uint64_t *bits = calloc((size_t)nt * words + 1, sizeof(uint64_t)); /* per thread */
+    /* per thread: a bitmap over the free slots and its word summaries */
+    uint64_t *bits = calloc((size_t)nt * (words + 4 * swords) + 1, sizeof(uint64_t));
     cx_index *ubuf = NULL, *sp = NULL;
     cx_real *sc = NULL, *wbuf = NULL;
     if (!tb || !fp || !cnt || !tasks || !fresh || !bits)
@@ -674,8 +770,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         split_rows(fp, tasks[q].lo, tasks[q].hi, tasks[q].m, tasks[q].node, seed, -1, cnt, NULL,
                    NULL);
 
-    /* per thread, sized by the largest row: new positions (+ sort
-     * scratch) and the scratch row (+ room for 8-lane vector stores) */
+    /* per thread, sized by the largest row: new positions and weights
+     * (+ a sentinel) and the scratch row (+ room for vector stores) */
     cx_index maxc = 0, maxo = 0;
     for (cx_index i = 0; i < n_pre; i++) {
         if (cnt[i] > maxc)
@@ -684,7 +780,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             maxo = rows[i].n + cnt[i];
     }
     size_t nu = (size_t)maxc + 1, ncol = (size_t)maxo + 17;
-    ubuf = malloc((size_t)nt * 4 * nu * sizeof(cx_index));
+    ubuf = malloc((size_t)nt * 2 * nu * sizeof(cx_index));
     wbuf = malloc((size_t)nt * 2 * nu * sizeof(cx_real));
     sp = malloc((size_t)nt * 2 * ncol * sizeof(cx_index));
     sc = malloc((size_t)nt * 2 * ncol * CX_N_COLS * sizeof(cx_real));
@@ -746,10 +842,10 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         cx_index lo, hi;
         cx_index_chunk(n_pre, t, nt, &lo, &hi);
         cx_size tie = tb[t];
-        uint64_t *bt = bits + (size_t)t * words;
-        /* picks + sort scratch, and new weights, for two rows at a time
-         * (the AVX-512 path); two scratch rows */
-        cx_index *u = ubuf + (size_t)t * 4 * nu, *u2 = u + 2 * nu;
+        uint64_t *bt = bits + (size_t)t * (words + 4 * swords), *sm = bt + words;
+        /* picks and new weights for two rows at a time (the AVX-512
+         * pair path); two scratch rows */
+        cx_index *u = ubuf + (size_t)t * 2 * nu, *u2 = u + nu;
         cx_real *wn = wbuf + (size_t)t * 2 * nu, *wn2 = wn + nu;
         (void)u2;
         (void)wn2;
@@ -762,25 +858,26 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         }
         for (cx_index i = lo; i < hi; i++) {
             cx_row *r = &rows[i];
-            if (i + 1 < hi)
-                prefetch_row(&rows[i + 1]);
-            uint64_t s = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
-            cx_pick_sorted(&s, bt, n_post - r->n, cnt[i], u, u + nu);
             cx_row *f = &fresh[i];
             cx_index o;
+            /* row i's positions and weights: two streams (seed, i) */
+            uint64_t x = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
+            uint64_t xw = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)i);
+            pick_row(&x, bt, sm, swords, n_post - r->n, cnt[i], u);
+            draw_row_weights(init, &xw, wn, cnt[i]);
+            u[cnt[i]] = INT32_MAX;
 #ifdef CX_REWIRE_AVX2
             if (v512 && cols == 1u && i + 1 < hi) {
                 /* rows i and i + 1 together */
                 cx_row *r2 = &rows[i + 1];
                 if (i + 2 < hi)
                     prefetch_row(&rows[i + 2]);
-                uint64_t s2 = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)(i + 1));
-                cx_pick_sorted(&s2, bt, n_post - r2->n, cnt[i + 1], u2, u2 + nu);
-                for (cx_index k = 0; k < cnt[i]; k++)
-                    wn[k] = cx_init_draw(init, &s);
-                for (cx_index k = 0; k < cnt[i + 1]; k++)
-                    wn2[k] = cx_init_draw(init, &s2);
-                u[cnt[i]] = INT32_MAX;
+                if (i + 3 < hi)
+                    prefetch_row(&rows[i + 3]);
+                uint64_t x2 = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)(i + 1));
+                uint64_t xw2 = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)(i + 1));
+                pick_row(&x2, bt, sm, swords, n_post - r2->n, cnt[i + 1], u2);
+                draw_row_weights(init, &xw2, wn2, cnt[i + 1]);
                 u2[cnt[i + 1]] = INT32_MAX;
                 cx_index o2;
                 merge_pair_avx512(r, &scr, u, cnt[i], wn, r2, &scr2, u2, cnt[i + 1], wn2, T, &tie,
@@ -790,26 +887,26 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 i++;
                 continue;
             }
-            if (v512) {
-                /* the new weights, drawn in the order row_merge draws them */
-                for (cx_index k = 0; k < cnt[i]; k++)
-                    wn[k] = cx_init_draw(init, &s);
-                u[cnt[i]] = INT32_MAX;
+#endif
+            if (i + 1 < hi)
+                prefetch_row(&rows[i + 1]);
+#ifdef CX_REWIRE_AVX2
+            if (v512)
                 o = row_merge_avx512(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties);
-            } else if (vt) /* merged in the scratch row (vector stores need room) */
-                o = row_merge_avx2(cols, r, &scr, u, cnt[i], init, &s, T, &tie, r_ties, vt);
+            else if (vt) /* merged in the scratch row (vector stores need room) */
+                o = row_merge_avx2(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties, vt);
             else
 #endif
             if (f->cap > 0) {
                 /* straight into the fresh arrays (room: a dropped entry is
                  * written at o < n + c_i <= cap), then install them */
-                o = row_merge(cols, r, f, u, cnt[i], init, &s, T, &tie, r_ties);
+                o = row_merge(cols, r, f, u, cnt[i], wn, T, &tie, r_ties);
                 cx_row_free(r);
                 *r = *f;
                 r->n = o;
                 continue;
             } else {
-                o = row_merge(cols, r, &scr, u, cnt[i], init, &s, T, &tie, r_ties);
+                o = row_merge(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties);
             }
             /* install: fresh arrays or in place */
             commit_row(cols, r, f, &scr, o);
