@@ -752,6 +752,7 @@ static cx_size bin_total(const cx_size *hist, int nt, uint32_t d) {
 
 #define SAMPLE_GROUPS 4096 /* sample: groups of SAMPLE_RUN consecutive keys */
 #define SAMPLE_RUN 16      /* one cache line of weights per group */
+_Static_assert(SAMPLE_GROUPS * SAMPLE_RUN <= SEL_BINS, "the sample sorts through h[SEL_BINS]");
 
 /*
  * The k-th smallest (0-based, k < total) of the keys held in nseg segments
@@ -915,11 +916,36 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
 #endif
 
 /*
+ * Sort the sample a[n] ascending: LSD radix on 8-bit digits through
+ * tmp[n], skipping a digit every key shares.  Both bracket ends are then
+ * read off by rank.  O(n)
+ */
+static void sort_sample(uint32_t *a, uint32_t *tmp, cx_size n) {
+    uint32_t *src = a, *dst = tmp;
+    for (int sh = 0; sh < 32 && n > 0; sh += 8) {
+        cx_size c[257] = {0};
+        for (cx_size q = 0; q < n; q++)
+            c[((src[q] >> sh) & 255u) + 1]++;
+        if (c[((src[0] >> sh) & 255u) + 1] == n)
+            continue;
+        for (int b = 0; b < 256; b++)
+            c[b + 1] += c[b];
+        for (cx_size q = 0; q < n; q++)
+            dst[c[(src[q] >> sh) & 255u]++] = src[q];
+        uint32_t *x = src;
+        src = dst;
+        dst = x;
+    }
+    if (src != a)
+        memcpy(a, src, (size_t)n * sizeof(uint32_t));
+}
+
+/*
  * Find the exact cut of prune_count(n) with one read-only pass over the
  * weights: a deterministic sample of the keys (SAMPLE_GROUPS runs of
  * SAMPLE_RUN consecutive keys, evenly spaced in export order, or every key
  * when there are few) brackets the n-th smallest key in [klo, khi] with a
- * wide margin (6 standard deviations of the sample quantile plus 0.1%);
+ * wide margin (4.5 standard deviations of the sample quantile plus 0.1%);
  * the pass counts the keys below klo per chunk and collects the keys
  * inside the bracket, among which the exact key T is selected.  The
  * sample only affects speed: when the bracket misses, or a chunk's
@@ -963,15 +989,14 @@ static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T
                 smp[S++] = wkey(W[j]);
         }
     }
-    cx_size one = S;
-    uint32_t *sp = smp;
+    sort_sample(smp, h, S); /* S <= SEL_BINS: h is the scratch */
     double q = (double)n / (double)N, rk = q * (double)S;
-    double d = 6.0 * sqrt((double)S * q * (1.0 - q)) + (double)S / 1024.0 + 8.0;
+    double d = 4.5 * sqrt((double)S * q * (1.0 - q)) + (double)S / 1024.0 + 8.0;
     double rlo = floor(rk - d), rhi = ceil(rk + d);
     if (S == N) /* the sample is everything: the bracket is exact */
         rlo = rhi = (double)(n - 1);
-    uint32_t klo = rlo < 0 ? 0u : kth_key(&sp, &one, 1, (cx_size)rlo, h);
-    uint32_t khi = rhi >= (double)S ? UINT32_MAX : kth_key(&sp, &one, 1, (cx_size)rhi, h);
+    uint32_t klo = rlo < 0 ? 0u : smp[(cx_size)rlo];
+    uint32_t khi = rhi >= (double)S ? UINT32_MAX : smp[(cx_size)rhi];
 #ifdef CX_STORAGE_TEST_ALT
     if (n & 4) /* test hook: a bracket past every key misses the cut */
         klo = khi = 0x7f800002u;

@@ -18,20 +18,26 @@
 
 /* ====================================================== hypergeometric */
 
+/* log(k!) for k < 30 (math.lgamma, within an ulp or two). */
+static const double log_fact_small[30] = {
+    0.0, 0.0, 0.693147180559945, 1.7917594692280554, 3.178053830347945, 4.787491742782047,
+    6.579251212010102, 8.525161361065415, 10.604602902745249, 12.801827480081467,
+    15.104412573075514, 17.502307845873887, 19.987214495661885, 22.55216385312342,
+    25.191221182738683, 27.89927138384089, 30.671860106080672, 33.50507345013689,
+    36.39544520803305, 39.339884187199495, 42.335616460753485, 45.38013889847691,
+    48.47118135183522, 51.60667556776438, 54.78472939811232, 58.00360522298052, 61.26170176100201,
+    64.55753862700634, 67.88974313718153, 71.257038967168};
+
 /*
- * log(x!) for x >= 0: a direct sum below 30, else Stirling's series with
- * three correction terms (absolute error < 1e-13).  lgamma is avoided:
- * it may write the global signgam, a data race under OpenMP.
+ * log(x!) for integer x >= 0: the table below 30, else Stirling's series
+ * with three correction terms (absolute error < 1e-13), one log.  lgamma
+ * is avoided: it may write the global signgam, a data race under OpenMP.
  */
 static double log_fact(double x) {
-    if (x < 30.0) {
-        double s = 0.0;
-        for (double k = 2.0; k <= x; k += 1.0)
-            s += log(k);
-        return s;
-    }
+    if (x < 30.0)
+        return log_fact_small[(int)x];
     double r = 1.0 / x, r2 = r * r;
-    return x * log(x) - x + 0.5 * log(6.283185307179586 * x) +
+    return (x + 0.5) * log(x) - x + 0.91893853320467274178 +
            r * (1.0 / 12.0 - r2 * (1.0 / 360.0 - r2 / 1260.0));
 }
 
@@ -135,19 +141,14 @@ static void split_rows(const cx_size *fp, cx_index lo, cx_index hi, cx_size m, u
  * by a constant and each output is a function of the counter alone), so
  * consecutive draws are independent computations that overlap in the
  * pipeline; xorshift's state chain made every draw wait for the last.
- * Uniform integer in [0, n), n >= 1: Lemire's multiply-shift, unbiased.
  */
-static inline uint64_t rw_below(uint64_t *x, uint64_t n) {
-    __uint128_t m = (__uint128_t)cx_splitmix64(x) * n;
-    uint64_t l = (uint64_t)m;
-    if (l < n) {
-        uint64_t t = (0 - n) % n;
-        while (l < t) {
-            m = (__uint128_t)cx_splitmix64(x) * n;
-            l = (uint64_t)m;
-        }
-    }
-    return (uint64_t)(m >> 64);
+
+/* Mark v in bits and its word in summary copy sq; 1 if v was new. */
+static inline int mark_new(uint64_t *bits, uint64_t *sq, uint64_t v) {
+    uint64_t w = v >> 6, bit = 1ull << (v & 63), old = bits[w];
+    bits[w] = old | bit;
+    sq[w >> 6] |= 1ull << (w & 63);
+    return (old & bit) == 0;
 }
 
 /*
@@ -172,12 +173,18 @@ static void pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_
         return;
     }
     uint64_t x = *xp; /* a local: bits and sum may alias *xp */
-    for (cx_index got = 0, q = 0; got < k; q++) {
-        uint64_t v = rw_below(&x, (uint64_t)n), w = v >> 6, bit = 1ull << (v & 63);
-        uint64_t old = bits[w];
-        bits[w] = old | bit;
-        sum[(size_t)(q & 3) * sw + (w >> 6)] |= 1ull << (w & 63);
-        got += (old & bit) == 0;
+    /* two candidates per draw, one per 32-bit half, each mapped to [0, n)
+     * by Lemire's multiply-shift (n < 2^31), unbiased: the rare low
+     * products below 2^32 mod n are rejected */
+    const uint64_t nn = (uint64_t)n;
+    const uint32_t lim = (uint32_t)(0u - (uint32_t)n) % (uint32_t)n;
+    for (cx_index got = 0, q = 0; got < k;) {
+        uint64_t r = cx_splitmix64(&x);
+        uint64_t m0 = (r >> 32) * nn, m1 = (r & 0xffffffffu) * nn;
+        if ((uint32_t)m0 >= lim)
+            got += mark_new(bits, sum + (size_t)(q++ & 3) * sw, m0 >> 32);
+        if (got < k && (uint32_t)m1 >= lim)
+            got += mark_new(bits, sum + (size_t)(q++ & 3) * sw, m1 >> 32);
     }
     *xp = x;
     cx_index o = 0;
@@ -537,37 +544,47 @@ row_merge_avx512(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u,
     return o;
 }
 
-/* One stream of merge_pair_avx512: a row with no tie left to drop. */
+/* One stream of merge_pair_avx512: a row and its nx extra columns. */
 typedef struct {
     const cx_index *P, *u;
     const cx_real *W, *wn;
     cx_index *DP;
     cx_real *DW;
+    cx_real *x[CX_N_COLS], *dx[CX_N_COLS];
     cx_index n, c, j, o, k, lim;
     cx_size t, rt; /* ties seen (while t < rt), the chunk's tie quota */
 } rw_stream;
 
-static inline void rw_stream_init(rw_stream *m, const cx_row *r, cx_row *dst, const cx_index *u,
-                                  cx_index c, const cx_real *wn, cx_size t, cx_size rt) {
+static inline int rw_stream_init(rw_stream *m, unsigned cols, const cx_row *r, cx_row *dst,
+                                 const cx_index *u, cx_index c, const cx_real *wn, cx_size t,
+                                 cx_size rt) {
     m->t = t;
     m->rt = rt;
     m->P = r->post;
     m->W = r->col[CX_COL_WEIGHT];
     m->DP = dst->post;
     m->DW = dst->col[CX_COL_WEIGHT];
+    int nx = 0;
+    for (int a = 1; a < CX_N_COLS; a++)
+        if ((cols >> a) & 1u) {
+            m->x[nx] = r->col[a];
+            m->dx[nx++] = dst->col[a];
+        }
     m->u = u;
     m->wn = wn;
     m->n = r->n;
     m->c = c;
     m->j = m->o = m->k = 0;
     m->lim = u[0];
+    return nx;
 }
 
-/* One block of the branch-free loop of row_merge_avx512 (weight column
- * only; ties == T are dropped while m->t < m->rt, counting them in
- * (pre, post) order as seg_keep does); returns 1 when the row is complete
- * (m->o = its length). */
-__attribute__((target("avx512f"))) static inline int rw_step(rw_stream *m, __m512i vT) {
+/* One block of the branch-free loop of row_merge_avx512 (ties == T are
+ * dropped while m->t < m->rt, counting them in (pre, post) order as
+ * seg_keep does; nx extra columns, a constant at each call site);
+ * returns 1 when the row is complete (m->o = its length). */
+__attribute__((target("avx512f"), always_inline)) static inline int rw_step(rw_stream *m,
+                                                                           __m512i vT, int nx) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     const __m512i one = _mm512_set1_epi32(1);
@@ -595,6 +612,10 @@ __attribute__((target("avx512f"))) static inline int rw_step(rw_stream *m, __m51
     }
     _mm512_storeu_si512((void *)(m->DP + o), _mm512_maskz_compress_epi32(km, pv));
     _mm512_storeu_si512((void *)(m->DW + o), _mm512_maskz_compress_epi32(km, w));
+    for (int a = 0; a < nx; a++) {
+        __m512i xv = _mm512_maskz_loadu_epi32(valid, m->x[a] + j);
+        _mm512_storeu_si512((void *)(m->dx[a] + o), _mm512_maskz_compress_epi32(km, xv));
+    }
     o += __builtin_popcount((unsigned)km);
     j += cnt;
     int end = cnt < 16;
@@ -605,22 +626,39 @@ __attribute__((target("avx512f"))) static inline int rw_step(rw_stream *m, __m51
     }
     m->DP[o] = (cx_index)((uint32_t)m->lim + (uint32_t)j);
     m->DW[o] = m->wn[m->k];
+    for (int a = 0; a < nx; a++)
+        m->dx[a][o] = 0;
     m->o = o + end;
     m->k += end;
     m->lim = m->u[m->k];
     return 0;
 }
 
+/* Run streams A and B to completion, interleaved while both run. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+rw_run_pair(rw_stream *A, rw_stream *B, __m512i vT, int nx) {
+    int fa = 0, fb = 0;
+    while (!(fa | fb)) {
+        fa = rw_step(A, vT, nx);
+        fb = rw_step(B, vT, nx);
+    }
+    while (!fa)
+        fa = rw_step(A, vT, nx);
+    while (!fb)
+        fb = rw_step(B, vT, nx);
+}
+
 /*
- * Two consecutive rows with only the weight column, merged in one loop
- * (as row_merge_avx512 does each): the rows' dependency chains (segment
- * end -> next load) are independent, so they overlap.  u*[c*] ==
- * INT32_MAX.  *tie: ties seen before row a on entry, before the row
- * after b on return (row b starts from *tie plus row a's ties, counted
- * up front while the quota is open).  Returns the lengths in *oa, *ob.
+ * Two consecutive rows merged in one loop (as row_merge_avx512 does
+ * each): the rows' dependency chains (segment end -> next load) are
+ * independent, so they overlap.  u*[c*] == INT32_MAX.  *tie: ties seen
+ * before row a on entry, before the row after b on return (row b starts
+ * from *tie plus row a's ties, counted up front while the quota is open).
+ * The extra columns (0 to 3) select a specialised loop.  Returns the
+ * lengths in *oa, *ob.
  */
 __attribute__((target("avx512f"))) static void
-merge_pair_avx512(const cx_row *ra, cx_row *da, const cx_index *ua, cx_index ca,
+merge_pair_avx512(unsigned cols, const cx_row *ra, cx_row *da, const cx_index *ua, cx_index ca,
                   const cx_real *wa, const cx_row *rb, cx_row *db, const cx_index *ub,
                   cx_index cb, const cx_real *wb, uint32_t T, cx_size *tie, cx_size r_ties,
                   cx_index *oa, cx_index *ob) {
@@ -632,17 +670,19 @@ merge_pair_avx512(const cx_row *ra, cx_row *da, const cx_index *ua, cx_index ca,
             tb += cx_wkey(W[q]) == T;
     }
     rw_stream A, B;
-    rw_stream_init(&A, ra, da, ua, ca, wa, *tie, r_ties);
-    rw_stream_init(&B, rb, db, ub, cb, wb, tb, r_ties);
-    int fa = 0, fb = 0;
-    while (!(fa | fb)) {
-        fa = rw_step(&A, vT);
-        fb = rw_step(&B, vT);
+    int nx = rw_stream_init(&A, cols, ra, da, ua, ca, wa, *tie, r_ties);
+    rw_stream_init(&B, cols, rb, db, ub, cb, wb, tb, r_ties);
+    switch (nx) {
+    case 0:
+        rw_run_pair(&A, &B, vT, 0);
+        break;
+    case 1:
+        rw_run_pair(&A, &B, vT, 1);
+        break;
+    default:
+        rw_run_pair(&A, &B, vT, nx);
+        break;
     }
-    while (!fa)
-        fa = rw_step(&A, vT);
-    while (!fb)
-        fb = rw_step(&B, vT);
     *oa = A.o;
     *ob = B.o;
     *tie = B.t;
@@ -709,8 +749,8 @@ static void fresh_free(cx_row *f) {
  *      draws its new positions (pick_row, per-thread bitmaps) and its
  *      new weights from two counter-based streams (seed, i), merges
  *      survivors and new synapses in one walk into the per-thread
- *      scratch row: with AVX-512, rows with only the weight column go two
- *      at a time through merge_pair_avx512 (branch-free blocks), others
+ *      scratch row: with AVX-512, rows go two at a time through
+ *      merge_pair_avx512 (branch-free blocks), a chunk's odd last row
  *      through row_merge_avx512; else row_merge_avx2 when available; and
  *      copies it back in place or into its fresh arrays (the portable
  *      path writes fresh arrays directly).
@@ -867,7 +907,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             draw_row_weights(init, &xw, wn, cnt[i]);
             u[cnt[i]] = INT32_MAX;
 #ifdef CX_REWIRE_AVX2
-            if (v512 && cols == 1u && i + 1 < hi) {
+            if (v512 && i + 1 < hi) {
                 /* rows i and i + 1 together */
                 cx_row *r2 = &rows[i + 1];
                 if (i + 2 < hi)
@@ -880,8 +920,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 draw_row_weights(init, &xw2, wn2, cnt[i + 1]);
                 u2[cnt[i + 1]] = INT32_MAX;
                 cx_index o2;
-                merge_pair_avx512(r, &scr, u, cnt[i], wn, r2, &scr2, u2, cnt[i + 1], wn2, T, &tie,
-                                  r_ties, &o, &o2);
+                merge_pair_avx512(cols, r, &scr, u, cnt[i], wn, r2, &scr2, u2, cnt[i + 1], wn2, T,
+                                  &tie, r_ties, &o, &o2);
                 commit_row(cols, r, f, &scr, o);
                 commit_row(cols, r2, &fresh[i + 1], &scr2, o2);
                 i++;
