@@ -134,6 +134,24 @@ static void split_rows(const cx_size *fp, cx_index lo, cx_index hi, cx_size m, u
     split_rows(fp, mid, hi, m - ml, 2 * node + 1, seed, cut - 1, cnt, tasks, nk);
 }
 
+/* cx_split_rows (storage.h): 6 levels of the tree serially, then the
+ * <= 64 subtrees below in parallel. */
+void cx_split_rows(const cx_size *fp, cx_index n_pre, cx_size n, uint64_t seed, int nt,
+                   cx_index *cnt) {
+    if (n_pre <= 0)
+        return;
+    split_task tasks[64];
+    int nk = 0;
+    split_rows(fp, 0, n_pre, n, 1, seed, 6, cnt, tasks, &nk);
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+#endif
+    for (int q = 0; q < nk; q++)
+        split_rows(fp, tasks[q].lo, tasks[q].hi, tasks[q].m, tasks[q].node, seed, -1, cnt, NULL,
+                   NULL);
+}
+
 /* ====================================================== per-row draws */
 
 /*
@@ -152,8 +170,8 @@ static inline int mark_new(uint64_t *bits, uint64_t *sq, uint64_t v) {
 }
 
 /*
- * u[k] = k distinct values drawn uniformly from [0, n), ascending.
- * Sparse case (2k <= n): each draw is checked against bits (a repeat is
+ * cx_pick_row (storage.h): u[k] = k distinct values drawn uniformly from
+ * [0, n), ascending.  Sparse case (2k <= n): each draw is checked against bits (a repeat is
  * drawn again, so the set is a uniform k-subset), and the word it lands
  * in is marked in a word summary; the emission visits the marked words
  * only, in order, clearing the maps, so no sort and no scan of empty
@@ -164,8 +182,8 @@ static inline int mark_new(uint64_t *bits, uint64_t *sq, uint64_t v) {
  * bits[(n + 63) / 64] and sum[4 * sw], sw = (n + 4095) / 4096, are zero
  * on entry and on exit.  O(k + n / 4096)
  */
-static void pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_index n,
-                     cx_index k, cx_index *u) {
+void cx_pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_index n, cx_index k,
+                 cx_index *u) {
     if (k <= 0)
         return;
     if (2 * (int64_t)k > n) {
@@ -696,6 +714,21 @@ static int rw_have_avx2(void) { return 0; }
 static int rw_have_avx512(void) { return 0; }
 #endif
 
+/* cx_row_merge_new (storage.h): row_merge_avx512 with a cut that keeps
+ * every old synapse (T = 0: every key is >= 0, NaN's included). */
+int cx_row_merge_new_fast(void) { return rw_have_avx512(); }
+
+cx_index cx_row_merge_new(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u,
+                          cx_index c, const cx_real *wn) {
+#ifdef CX_REWIRE_AVX2
+    cx_size tie = 0;
+    return row_merge_avx512(cols, r, dst, u, c, wn, 0u, &tie, 0);
+#else
+    (void)cols, (void)r, (void)dst, (void)u, (void)c, (void)wn;
+    return 0; /* never called: cx_row_merge_new_fast() is 0 */
+#endif
+}
+
 /* Prefetch a whole row's targets and weights (every row is its own
  * allocation, so the hardware prefetcher starts cold on each; the commit
  * touches the next row while merging this one). */
@@ -746,7 +779,7 @@ static void fresh_free(cx_row *f) {
  *      reallocates most rows and later ones run in place.  Per-thread
  *      scratch is sized by the largest row, not by n_post;
  *   4. commit (parallel over the same chunks, cannot fail): each row
- *      draws its new positions (pick_row, per-thread bitmaps) and its
+ *      draws its new positions (cx_pick_row, per-thread bitmaps) and its
  *      new weights from two counter-based streams (seed, i), merges
  *      survivors and new synapses in one walk into the per-thread
  *      scratch row: with AVX-512, rows go two at a time through
@@ -777,13 +810,12 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     cx_size *tb = malloc(((size_t)nt + 1) * sizeof(cx_size));
     cx_size *fp = malloc(((size_t)n_pre + 1) * sizeof(cx_size));
     cx_index *cnt = malloc((size_t)n_pre * sizeof(cx_index));
-    split_task *tasks = malloc(64 * sizeof(split_task));
     cx_row *fresh = calloc((size_t)n_pre, sizeof(cx_row));
     /* per thread: a bitmap over the free slots and its word summaries */
     uint64_t *bits = calloc((size_t)nt * (words + 4 * swords) + 1, sizeof(uint64_t));
     cx_index *ubuf = NULL, *sp = NULL;
     cx_real *sc = NULL, *wbuf = NULL;
-    if (!tb || !fp || !cnt || !tasks || !fresh || !bits)
+    if (!tb || !fp || !cnt || !fresh || !bits)
         goto out;
 
     /* ---- 1. the cut */
@@ -797,18 +829,11 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         goto out;
     }
 
-    /* ---- 2. per-row counts: 6 levels serially, then <= 64 subtrees */
+    /* ---- 2. per-row counts */
     fp[0] = 0;
     for (cx_index i = 0; i < n_pre; i++)
         fp[i + 1] = fp[i] + (n_post - rows[i].n);
-    int nk = 0;
-    split_rows(fp, 0, n_pre, n, 1, seed, 6, cnt, tasks, &nk);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-#endif
-    for (int q = 0; q < nk; q++)
-        split_rows(fp, tasks[q].lo, tasks[q].hi, tasks[q].m, tasks[q].node, seed, -1, cnt, NULL,
-                   NULL);
+    cx_split_rows(fp, n_pre, n, seed, nt, cnt);
 
     /* per thread, sized by the largest row: new positions and weights
      * (+ a sentinel) and the scratch row (+ room for vector stores) */
@@ -903,7 +928,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             /* row i's positions and weights: two streams (seed, i) */
             uint64_t x = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
             uint64_t xw = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)i);
-            pick_row(&x, bt, sm, swords, n_post - r->n, cnt[i], u);
+            cx_pick_row(&x, bt, sm, swords, n_post - r->n, cnt[i], u);
             draw_row_weights(init, &xw, wn, cnt[i]);
             u[cnt[i]] = INT32_MAX;
 #ifdef CX_REWIRE_AVX2
@@ -916,7 +941,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                     prefetch_row(&rows[i + 3]);
                 uint64_t x2 = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)(i + 1));
                 uint64_t xw2 = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)(i + 1));
-                pick_row(&x2, bt, sm, swords, n_post - r2->n, cnt[i + 1], u2);
+                cx_pick_row(&x2, bt, sm, swords, n_post - r2->n, cnt[i + 1], u2);
                 draw_row_weights(init, &xw2, wn2, cnt[i + 1]);
                 u2[cnt[i + 1]] = INT32_MAX;
                 cx_index o2;
@@ -957,7 +982,6 @@ out:
     free(tb);
     free(fp);
     free(cnt);
-    free(tasks);
     free(fresh);
     free(bits);
     free(ubuf);
