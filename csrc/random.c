@@ -446,8 +446,9 @@ cx_status cx_proj_sample_absent(const cx_proj *proj, cx_size n, uint64_t seed, c
 /*
  * Random growth (SET): sample as cx_proj_sample_absent, reserve every
  * touched row, then per row (in parallel over fixed chunks) draw the
- * weights from stream (seed, row) and insert (cx_row_merge_new when it
- * has its vector path, else row_insert_slots).  Every draw comes from a per-row or per-node
+ * weights from stream (seed, row) and insert (cx_row_merge_new2 on two
+ * touched rows at a time when it has its vector path, else
+ * row_insert_slots).  Every draw comes from a per-row or per-node
  * stream, so the result is the same for any n_threads.  Atomic.
  */
 cx_status cx_proj_grow(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, int n_threads) {
@@ -473,9 +474,9 @@ cx_status cx_proj_grow(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, in
     }
     int fast = cx_row_merge_new_fast();
     size_t nw = (size_t)maxc + 17, ncol = fast ? (size_t)maxo + 17 : 0;
-    cx_real *wbuf = malloc((size_t)nt * nw * sizeof(cx_real));
-    cx_index *ubuf = malloc((size_t)nt * (nw + ncol) * sizeof(cx_index));
-    cx_real *sbuf = malloc(((size_t)nt * ncol * CX_N_COLS + 1) * sizeof(cx_real));
+    cx_real *wbuf = malloc((size_t)nt * 2 * nw * sizeof(cx_real));
+    cx_index *ubuf = malloc((size_t)nt * 2 * (nw + ncol) * sizeof(cx_index));
+    cx_real *sbuf = malloc(((size_t)nt * 2 * ncol * CX_N_COLS + 1) * sizeof(cx_real));
     if (!wbuf || !ubuf || !sbuf)
         st = CX_ENOMEM;
     /* reserve every touched row (content unchanged on failure) */
@@ -486,8 +487,8 @@ cx_status cx_proj_grow(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, in
     }
     if (st == CX_OK) {
         /* commit: per row, draw the weights, then insert: with the vector
-         * merge into the scratch row and back, else in one backward pass
-         * (row_insert_slots) */
+         * merge (two touched rows at a time) into scratch rows and back,
+         * else in one backward pass (row_insert_slots) */
         cx_row *rows = proj->rows;
         uint64_t wbase = seed ^ CX_DOM_GROWW;
         zig_tables zt;
@@ -498,31 +499,51 @@ cx_status cx_proj_grow(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, in
         for (int t = 0; t < nt; t++) {
             cx_index lo, hi;
             cx_index_chunk(proj->n_pre, t, nt, &lo, &hi);
-            cx_real *w = wbuf + (size_t)t * nw;
-            cx_index *u = ubuf + (size_t)t * (nw + ncol);
-            cx_row scr = {0};
-            scr.post = u + nw;
-            for (int a = 0; a < CX_N_COLS; a++)
-                scr.col[a] = sbuf + ((size_t)t * CX_N_COLS + (size_t)a) * ncol;
-            for (cx_index i = lo; i < hi; i++) {
-                cx_index c = sl.cnt[i];
-                if (c == 0)
-                    continue;
-                cx_row *r = &rows[i];
-                uint64_t s = cx_rng_stream(wbase, (uint64_t)i);
-                draw_weights(init, &zt, &s, w, c);
-                if (!fast) {
-                    row_insert_slots(cols, r, sl.u + sl.off[i], c, w);
-                    continue;
-                }
-                memcpy(u, sl.u + sl.off[i], (size_t)c * sizeof(cx_index));
-                u[c] = INT32_MAX;
-                cx_index o = cx_row_merge_new(cols, r, &scr, u, c, w);
-                memcpy(r->post, scr.post, (size_t)o * sizeof(cx_index));
+            cx_real *w[2];
+            cx_index *u[2], c[2], o[2];
+            cx_row scr[2], *rp[2], *sp[2];
+            memset(scr, 0, sizeof(scr));
+            for (int q = 0; q < 2; q++) {
+                size_t b = (size_t)t * 2 + (size_t)q;
+                w[q] = wbuf + b * nw;
+                u[q] = ubuf + b * (nw + ncol);
+                scr[q].post = u[q] + nw;
                 for (int a = 0; a < CX_N_COLS; a++)
-                    if ((cols >> a) & 1u)
-                        memcpy(r->col[a], scr.col[a], (size_t)o * sizeof(cx_real));
-                r->n = o;
+                    scr[q].col[a] = sbuf + (b * CX_N_COLS + (size_t)a) * ncol;
+                sp[q] = &scr[q];
+            }
+            int m = 0; /* touched rows held for the pair merge */
+            for (cx_index i = lo; i < hi; i++) {
+                if (sl.cnt[i] == 0 && !(i + 1 == hi && m == 1))
+                    continue;
+                if (sl.cnt[i] > 0) {
+                    cx_row *r = &rows[i];
+                    cx_index ci = sl.cnt[i];
+                    uint64_t s = cx_rng_stream(wbase, (uint64_t)i);
+                    draw_weights(init, &zt, &s, w[m], ci);
+                    if (!fast) {
+                        row_insert_slots(cols, r, sl.u + sl.off[i], ci, w[m]);
+                        continue;
+                    }
+                    memcpy(u[m], sl.u + sl.off[i], (size_t)ci * sizeof(cx_index));
+                    u[m][ci] = INT32_MAX;
+                    rp[m] = r;
+                    c[m++] = ci;
+                }
+                if (m == 2)
+                    cx_row_merge_new2(cols, (const cx_row *const *)rp, sp, u, c, w, o);
+                else if (m == 1 && i + 1 == hi)
+                    o[0] = cx_row_merge_new(cols, rp[0], sp[0], u[0], c[0], w[0]);
+                else
+                    continue;
+                for (int q = 0; q < m; q++) { /* back into the reserved row */
+                    memcpy(rp[q]->post, scr[q].post, (size_t)o[q] * sizeof(cx_index));
+                    for (int a = 0; a < CX_N_COLS; a++)
+                        if ((cols >> a) & 1u)
+                            memcpy(rp[q]->col[a], scr[q].col[a], (size_t)o[q] * sizeof(cx_real));
+                    rp[q]->n = o[q];
+                }
+                m = 0;
             }
         }
         proj->n_synapses += n;
