@@ -171,9 +171,9 @@ static inline int mark_new(uint64_t *bits, uint64_t *sq, uint64_t v) {
 
 /*
  * cx_pick_row (storage.h): u[k] = k distinct values drawn uniformly from
- * [0, n), ascending.  Sparse case (2k <= n): each draw is checked against bits (a repeat is
- * drawn again, so the set is a uniform k-subset), and the word it lands
- * in is marked in a word summary; the emission visits the marked words
+ * [0, n), ascending.  Sparse case (2k <= n): each draw is checked against
+ * bits (a repeat is drawn again, so the set is a uniform k-subset), and
+ * the word it lands in is marked in a word summary; the emission visits the marked words
  * only, in order, clearing the maps, so no sort and no scan of empty
  * words.  Draw q marks summary copy q % 4 (sum[4][sw], ORed at the end):
  * with a single copy, every draw would wait for the previous one's
