@@ -783,11 +783,12 @@ static uint32_t kth_key(uint32_t *const *a, const cx_size *len, int nseg, cx_siz
 /*
  * Pass A of the fast path over chunk rows [lo, hi): count the keys below
  * klo and copy the keys in [klo, khi] (in (pre, post) order) to buf while
- * they fit in cap; *c_in gets how many there were.  Read-only.
+ * they fit in cap; *c_in gets how many there were; low[i] (if not NULL)
+ * gets row i's count below klo.  Read-only.
  */
 static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo,
                          uint32_t khi, uint32_t *buf, cx_size cap, cx_size *below,
-                         cx_size *c_in) {
+                         cx_size *c_in, cx_index *low) {
     const uint32_t span = khi - klo;
     const int32_t slo = (int32_t)(klo < 0x7f800002u ? klo : 0x7f800002u);
     const int32_t shi = (int32_t)(khi < 0x7f800002u ? khi : 0x7f800002u);
@@ -795,6 +796,7 @@ static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t 
     for (cx_index i = lo; i < hi; i++) {
         const cx_real *W = rows[i].col[CX_COL_WEIGHT];
         cx_index n = rows[i].n, j = 0;
+        cx_size b0 = b;
         if (i + 1 < hi)
             prefetch_row_head(&rows[i + 1], 0);
 #ifdef __SSE2__
@@ -841,6 +843,8 @@ static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t 
                 c++;
             }
         }
+        if (low)
+            low[i] = (cx_index)(b - b0);
     }
     *below = b;
     *c_in = c;
@@ -849,13 +853,11 @@ static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t 
 /* bracket_scan with 8-lane AVX2 vectors (chosen at run time). */
 #ifdef CX_PRUNE_AVX2
 /*
- * Pass A (AVX2) over chunk rows [lo, hi): count the keys below
- * klo and copy the keys in [klo, khi] (in (pre, post) order) to buf while
- * they fit in cap; *c_in gets how many there were.  Read-only.
+ * Pass A (AVX2) over chunk rows [lo, hi): as bracket_scan.  Read-only.
  */
 __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo,
                          uint32_t khi, uint32_t *buf, cx_size cap, cx_size *below,
-                         cx_size *c_in) {
+                         cx_size *c_in, cx_index *low) {
     const uint32_t span = khi - klo;
     const int32_t slo = (int32_t)(klo < 0x7f800002u ? klo : 0x7f800002u);
     const int32_t shi = (int32_t)(khi < 0x7f800002u ? khi : 0x7f800002u);
@@ -863,6 +865,7 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
     for (cx_index i = lo; i < hi; i++) {
         const cx_real *W = rows[i].col[CX_COL_WEIGHT];
         cx_index n = rows[i].n, j = 0;
+        cx_size b0 = b;
         if (i + 1 < hi)
             prefetch_row_head(&rows[i + 1], 0);
 #if 1
@@ -909,6 +912,8 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
                 c++;
             }
         }
+        if (low)
+            low[i] = (cx_index)(b - b0);
     }
     *below = b;
     *c_in = c;
@@ -955,7 +960,7 @@ static void sort_sample(uint32_t *a, uint32_t *tmp, cx_size n) {
  * chunks before t (only when *r_ties > 0).
  */
 static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T,
-                             cx_size *r_ties, cx_size *tb, int avx2) {
+                             cx_size *r_ties, cx_size *tb, int avx2, cx_index *low) {
     (void)avx2; /* unused without the x86-64 vector paths */
     const cx_row *rows = proj->rows;
     cx_index n_pre = proj->n_pre;
@@ -1033,11 +1038,11 @@ static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T
 #ifdef CX_PRUNE_AVX2
         if (avx2)
             bracket_scan_avx2(rows, lo, hi, klo, khi, seg[t], cnt[t], &cnt[nt + t],
-                              &cnt[2 * nt + t]);
+                              &cnt[2 * nt + t], low);
         else
 #endif
             bracket_scan(rows, lo, hi, klo, khi, seg[t], cnt[t], &cnt[nt + t],
-                         &cnt[2 * nt + t]);
+                         &cnt[2 * nt + t], low);
     }
     cx_size B = 0, C = 0;
     int over = 0;
@@ -1138,7 +1143,7 @@ cx_status cx_proj_prune_count(cx_proj *proj, cx_size n, int n_threads, cx_size *
         cx_size *tb0 = malloc(((size_t)nt + 1) * sizeof(cx_size));
         uint32_t T;
         cx_size r_ties;
-        if (tb0 && prune_cut_sampled(proj, n, nt, &T, &r_ties, tb0, vt != NULL)) {
+        if (tb0 && prune_cut_sampled(proj, n, nt, &T, &r_ties, tb0, vt != NULL, NULL)) {
             /* commit: one compaction pass, parallel over the chunks */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : removed)
@@ -1484,13 +1489,15 @@ cx_status cx_proj_remove_post(cx_proj *proj, cx_index n, const cx_index *idx, in
  * when only some ties go, one pass counting the ties per chunk.
  */
 cx_status cx_prune_cut(const cx_proj *proj, cx_size n, int nt, uint32_t *T, cx_size *r_ties,
-                       cx_size *tb) {
+                       cx_size *tb, cx_index *low) {
     const cx_row *rows = proj->rows;
     cx_index n_pre = proj->n_pre;
     for (int t = 0; t < nt; t++)
         tb[t] = 0;
-    if (prune_cut_sampled(proj, n, nt, T, r_ties, tb, have_avx2()))
+    if (prune_cut_sampled(proj, n, nt, T, r_ties, tb, have_avx2(), low))
         return CX_OK;
+    if (low) /* the histogram path gives no per-row bound */
+        memset(low, 0, (size_t)n_pre * sizeof(cx_index));
     cx_size *hist = malloc((size_t)nt * SEL_BINS * sizeof(cx_size));
     if (!hist)
         return CX_ENOMEM;

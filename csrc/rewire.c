@@ -780,17 +780,17 @@ static void fresh_free(cx_row *f) {
 
 /*
  * Steps:
- *   1. the cut (cx_prune_cut, read-only; skipped when nothing or
- *      everything goes);
+ *   1. the cut (cx_prune_cut, read-only; skipped when everything goes),
+ *      with a lower bound low_i of each row's drops;
  *   2. the per-row counts of new synapses: the split tree, its first
  *      levels serially, the subtrees below in parallel;
- *   3. reserve (parallel, rows untouched): every row with n + c_i > cap
- *      gets fresh arrays (drops are not counted: that would cost a pass
- *      over the weights).  Any ENOMEM here frees everything and leaves
- *      the projection untouched.  Fresh arrays follow cx_row_reserve's
- *      growth rule, so the first rewire of an exact-capacity projection
- *      reallocates most rows and later ones run in place.  Per-thread
- *      scratch is sized by the largest row, not by n_post;
+ *   3. reserve (parallel, rows untouched): every row with
+ *      n - low_i + c_i > cap gets fresh arrays.  Any ENOMEM here frees
+ *      everything and leaves the projection untouched.  Fresh arrays
+ *      follow cx_row_reserve's growth rule; with low_i (about all the
+ *      drops) most rows, even of an exact-capacity projection, run in
+ *      place.  Per-thread scratch is sized by the largest row, not by
+ *      n_post;
  *   4. commit (parallel over the same chunks, cannot fail): each row
  *      draws its new positions (cx_pick_row, per-thread bitmaps) and its
  *      new weights from two counter-based streams (seed, i), merges
@@ -823,12 +823,13 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     cx_size *tb = malloc(((size_t)nt + 1) * sizeof(cx_size));
     cx_size *fp = malloc(((size_t)n_pre + 1) * sizeof(cx_size));
     cx_index *cnt = malloc((size_t)n_pre * sizeof(cx_index));
+    cx_index *low = malloc((size_t)n_pre * sizeof(cx_index)); /* drops, a lower bound */
     cx_row *fresh = calloc((size_t)n_pre, sizeof(cx_row));
     /* per thread: a bitmap over the free slots and its word summaries */
     uint64_t *bits = calloc((size_t)nt * (words + 4 * swords) + 1, sizeof(uint64_t));
     cx_index *ubuf = NULL, *sp = NULL;
     cx_real *sc = NULL, *wbuf = NULL;
-    if (!tb || !fp || !cnt || !fresh || !bits)
+    if (!tb || !fp || !cnt || !low || !fresh || !bits)
         goto out;
 
     /* ---- 1. the cut */
@@ -838,7 +839,9 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         T = 0x7f800002u;
         for (int t = 0; t < nt; t++)
             tb[t] = 0;
-    } else if (cx_prune_cut(proj, n, nt, &T, &r_ties, tb) != CX_OK) {
+        for (cx_index i = 0; i < n_pre; i++)
+            low[i] = rows[i].n;
+    } else if (cx_prune_cut(proj, n, nt, &T, &r_ties, tb, low) != CX_OK) {
         goto out;
     }
 
@@ -866,9 +869,11 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         goto out;
 
     /* ---- 3. reserve: fresh arrays for every row that may outgrow its
-     * capacity (n + c_i > cap, drops not counted: no pass over the
-     * weights), sized by the growth rule of cx_row_reserve, so the next
-     * rewire of the row usually fits in place */
+     * capacity: n - low_i + c_i > cap, low_i the drops the cut's scan
+     * already counted (the keys below its bracket), so most rows stay in
+     * place; sized by the growth rule of cx_row_reserve and one more
+     * entry (the portable merge writes a dropped synapse before
+     * overwriting it) */
     int fail = 0;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(| : fail)
@@ -878,13 +883,13 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         cx_index_chunk(n_pre, t, nt, &lo, &hi);
         for (cx_index i = lo; i < hi && !fail; i++) {
             cx_row *r = &rows[i];
-            cx_size need = (cx_size)r->n + cnt[i];
+            cx_size need = (cx_size)r->n - low[i] + cnt[i];
             if (need <= r->cap)
                 continue;
             cx_size c2 = (cx_size)r->cap + r->cap / 8 + 4;
             if (c2 > n_post)
                 c2 = n_post; /* need <= n_post: n + c_i <= n + free_i */
-            cx_index cap = (cx_index)(c2 > need ? c2 : need);
+            cx_index cap = (cx_index)(c2 > need + 1 ? c2 : need + 1);
             cx_row *f = &fresh[i];
             f->post = malloc((size_t)cap * sizeof(cx_index));
             int ok = f->post != NULL;
@@ -977,7 +982,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
 #endif
             if (f->cap > 0) {
                 /* straight into the fresh arrays (room: a dropped entry is
-                 * written at o < n + c_i <= cap), then install them */
+                 * written at o <= the new length < cap), then install them */
                 o = row_merge(cols, r, f, u, cnt[i], wn, T, &tie, r_ties);
                 cx_row_free(r);
                 *r = *f;
@@ -995,6 +1000,7 @@ out:
     free(tb);
     free(fp);
     free(cnt);
+    free(low);
     free(fresh);
     free(bits);
     free(ubuf);

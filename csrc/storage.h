@@ -144,11 +144,13 @@ static inline void cx_index_chunk(cx_index n_pre, int t, int nt, cx_index *lo, c
  * drop are every one with cx_wkey(w) < *T plus, among those with
  * cx_wkey(w) == *T, the first *r_ties in (pre, post) order; tb[t] gets the
  * number of keys == *T in the chunks before t (all 0 when *r_ties == 0).
+ * low[n_pre] (may be NULL) gets a lower bound of each row's drops (the
+ * keys below the sampled bracket, or 0).
  * Requires 0 < n < n_synapses and 1 <= nt <= max(n_pre, 1); tb[nt].
  * Errors: ENOMEM (nothing changed).
  */
 cx_status cx_prune_cut(const cx_proj *proj, cx_size n, int nt, uint32_t *T, cx_size *r_ties,
-                       cx_size *tb);
+                       cx_size *tb, cx_index *low);
 
 /* The pruning key of a weight (edit.c's order): NaN -> 0, else the bits
  * of |w| plus one, so cx_wkey(a) < cx_wkey(b) <=> |a| < |b|. */
