@@ -18,7 +18,9 @@ What is timed (best of --repeats, wall clock):
               scipy: W @ dY (W the (n_pre x n_post) CSR) plus the per-synapse gradient as a
               sampled dense-dense product on W's structure: grad[s] = sum_b X[pre_s, b] *
               dY[post_s, b], a chunked gather + np.einsum over W's (row, col) arrays.
-  prune+grow  connectome: p.prune(fraction=0.1) then p.grow(n_removed) in place;
+  prune+grow  connectome: p.prune(fraction=0.1) then p.grow(n_removed) in place, and
+              p.rewire(0.1) (the same edit in one pass), each timed on the network at rest
+              (weights only) and again after backward has enabled the gradient column;
               scipy: rebuild as SET's reference code does (to COO, drop the 10% smallest
               |w|, draw as many absent random (pre, post), concatenate, back to CSR).
 A synaptic op is one multiply-add of one synapse for one sample: forward is S*B ops,
@@ -167,8 +169,10 @@ def run(args) -> int:
             W @ DYn
             scipy_sddmm(Xn, DYn, rows, cols, g)
 
-    # Timings alternate connectome / scipy round by round, so that load from
-    # other processes on a shared machine hits both sides alike; best of repeats.
+    # Timings alternate round by round (connectome forward, the edits, scipy), so that
+    # load from other processes on a shared machine hits both sides alike; best of repeats.
+    # The edits are timed twice: on the network at rest (weights only), then after the
+    # first backward has enabled the per-synapse gradient column, which every edit moves.
     def fwd():
         net.forward(X)
 
@@ -176,35 +180,51 @@ def run(args) -> int:
         net.backward(DY)
 
     seeds = iter(range(args.seed + 1, args.seed + 1_000_000))
-    t = {"fwd": [], "bwd": [], "prune": [], "grow": [], "edit": [], "s_fwd": [], "s_bwd": [], "s_edit": []}
-    clock = time.perf_counter
-    for _ in range(max(1, args.repeats)):
-        t["fwd"].append(best_of(fwd, 1))
-        if sp is not None:
-            t["s_fwd"].append(best_of(lambda: Wt @ Xn, 1))
-    for _ in range(max(1, args.repeats)):
-        t["bwd"].append(best_of(bwd, 1, setup=fwd))
-        if sp is not None:
-            t["s_bwd"].append(best_of(scipy_backward, 1))
-    for _ in range(max(1, args.repeats)):
-        t0 = clock()
-        removed = p.prune(fraction=PRUNE_FRACTION)
-        t1 = clock()
-        _grow(p, removed, next(seeds))
-        t2 = clock()
-        t["prune"].append(t1 - t0)
-        t["grow"].append(t2 - t1)
-        t["edit"].append(t2 - t0)
-        if sp is not None:
-            t["s_edit"].append(best_of(lambda: scipy_prune_grow(sp, W, PRUNE_FRACTION, srng), 1))
     has_rewire = hasattr(p, "rewire")  # one-pass drop-and-regrow (SET), when the API has it
-    t["rewire"] = []
-    for _ in range(max(1, args.repeats) if has_rewire else 0):
-        t["rewire"].append(best_of(lambda: p.rewire(PRUNE_FRACTION, weight=None, seed=next(seeds)), 1))
+    reps = max(1, args.repeats)
+    t: dict = {}
+    clock = time.perf_counter
+
+    def add(key, value):
+        t.setdefault(key, []).append(value)
+
+    def edit_rounds(tag, with_scipy):
+        for _ in range(reps):
+            add("fwd" + tag, best_of(fwd, 1))
+            t0 = clock()
+            removed = p.prune(fraction=PRUNE_FRACTION)
+            t1 = clock()
+            _grow(p, removed, next(seeds))
+            t2 = clock()
+            add("prune" + tag, t1 - t0)
+            add("grow" + tag, t2 - t1)
+            add("edit" + tag, t2 - t0)
+            if has_rewire:
+                add(
+                    "rewire" + tag,
+                    best_of(lambda: p.rewire(PRUNE_FRACTION, weight=None, seed=next(seeds)), 1),
+                )
+            if with_scipy and sp is not None:
+                add("s_edit", best_of(lambda: scipy_prune_grow(sp, W, PRUNE_FRACTION, srng), 1))
+
+    for _ in range(reps):
+        add("fwd", best_of(fwd, 1))
+        if sp is not None:
+            add("s_fwd", best_of(lambda: Wt @ Xn, 1))
+    grad_col = cx._core.COL_GRAD
+    assert not p._core.column_enabled(grad_col), "the network at rest has no gradient column"
+    edit_rounds("", with_scipy=True)
+    for _ in range(reps):
+        add("bwd", best_of(bwd, 1, setup=fwd))
+        if sp is not None:
+            add("s_bwd", best_of(scipy_backward, 1))
+    assert p._core.column_enabled(grad_col), "backward enables the gradient column"
+    edit_rounds("_g", with_scipy=False)
     assert p.n_synapses == S, (p.n_synapses, S)
-    best = {key: (min(v) if v else None) for key, v in t.items()}
-    t_fwd, t_bwd, t_edit, t_prune, t_grow = (best[key] for key in ("fwd", "bwd", "edit", "prune", "grow"))
-    s_fwd, s_bwd, s_edit = best["s_fwd"], best["s_bwd"], best["s_edit"]
+    best = {key: min(v) for key, v in t.items()}
+    med = {key: float(np.median(v)) for key, v in t.items()}
+    t_fwd, t_bwd = best["fwd"], best["bwd"]
+    s_fwd, s_bwd, s_edit = best.get("s_fwd"), best.get("s_bwd"), best.get("s_edit")
 
     # report --------------------------------------------------------------
     def row(name, t, st, ops, unit=""):
@@ -212,25 +232,22 @@ def run(args) -> int:
         speed = f"{st / t:.2f}x" if st else "-"
         return [name, fmt_time(t), fmt_rate(ops / t).replace("/s", unit + "/s"), fmt_time(st), srate, speed]
 
+    pct = f"{PRUNE_FRACTION:.0%}"
+    table = [row("forward", t_fwd, s_fwd, S * B), row("backward (dx + grad)", t_bwd, s_bwd, 2 * S * B)]
+    for tag, what in (("", "weights only"), ("_g", "+ grad column")):
+        table.append(row(f"prune {pct} + grow {pct}, {what}", best["edit" + tag], s_edit, S, " syn"))
+        if has_rewire:
+            table.append(row(f"rewire {pct} (one pass), {what}", best["rewire" + tag], s_edit, S, " syn"))
     print()
-    print_table(
-        ["operation", "connectome", "ops/s", "scipy", "ops/s", "speed-up"],
-        [
-            row("forward", t_fwd, s_fwd, S * B),
-            row("backward (dx + grad)", t_bwd, s_bwd, 2 * S * B),
-            row(f"prune {PRUNE_FRACTION:.0%} + grow {PRUNE_FRACTION:.0%}", t_edit, s_edit, S, " syn"),
-            *(
-                [row(f"rewire {PRUNE_FRACTION:.0%} (one pass)", best["rewire"], s_edit, S, " syn")]
-                if has_rewire
-                else []
-            ),
-        ],
-    )
-    print(
-        f"  prune alone {fmt_time(t_prune)}, grow alone {fmt_time(t_grow)} (best of each); "
-        f"{k:,} synapses each way; median prune+grow {fmt_time(float(np.median(t['edit'])))}, "
-        f"median forward {fmt_time(float(np.median(t['fwd'])))}"
-    )
+    print_table(["operation", "connectome", "ops/s", "scipy", "ops/s", "speed-up"], table)
+    for tag, what in (("", "weights only"), ("_g", "+ grad column")):
+        print(
+            f"  {what}: prune alone {fmt_time(best['prune' + tag])}, grow alone {fmt_time(best['grow' + tag])}"
+            f" (best of each); medians: prune+grow {fmt_time(med['edit' + tag])}"
+            + (f", rewire {fmt_time(med['rewire' + tag])}" if has_rewire else "")
+            + f", forward {fmt_time(med['fwd' + tag])} (its rounds)"
+        )
+    print(f"  {k:,} synapses each way; edits timed best of {reps}, alternating with forward round by round")
     if sp is not None:
         print(f"  {SDDMM_NOTE}")
         print("  scipy prune+grow rebuilds one CSR (W); a separate Wt for forward would cost another")
@@ -248,16 +265,15 @@ def run(args) -> int:
     if s_fwd:
         ratio = s_fwd / t_fwd
         print(f"  forward >= 3x scipy CSR ops/s:        {ratio:.2f}x  -> {'PASS' if ratio >= 3 else 'MISS'}")
-    print(
-        f"  prune+grow faster than one forward:  {fmt_time(t_edit)} vs {fmt_time(t_fwd)}"
-        f"  -> {'PASS' if t_edit < t_fwd else 'MISS'}"
-    )
-    if has_rewire:
-        t_rw = best["rewire"]
-        print(
-            f"  rewire (same edit, one pass) vs one forward: {fmt_time(t_rw)} vs {fmt_time(t_fwd)}"
-            f"  -> {'PASS' if t_rw < t_fwd else 'MISS'}"
-        )
+    for tag, what in (("", "weights only"), ("_g", "+ grad column")):
+        tf = best["fwd" + tag]  # forward best of the same rounds
+        for key, name in (("edit", "prune+grow"), ("rewire", "rewire (one pass)")):
+            if key + tag in best:
+                te = best[key + tag]
+                print(
+                    f"  {name + ', ' + what + ':':38s} {fmt_time(te)} vs one forward {fmt_time(tf)}"
+                    f"  -> {'PASS' if te < tf else 'MISS'}"
+                )
     bps = b["rss_growth"] / S
     print(
         f"  <= 10 B/synapse at rest (RSS):       {bps:.2f}  -> {'PASS' if bps <= 10 else 'MISS'}"

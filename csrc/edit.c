@@ -752,6 +752,7 @@ static cx_size bin_total(const cx_size *hist, int nt, uint32_t d) {
 
 #define SAMPLE_GROUPS 4096 /* sample: groups of SAMPLE_RUN consecutive keys */
 #define SAMPLE_RUN 16      /* one cache line of weights per group */
+_Static_assert(SAMPLE_GROUPS * SAMPLE_RUN <= SEL_BINS, "the sample sorts through h[SEL_BINS]");
 
 /*
  * The k-th smallest (0-based, k < total) of the keys held in nseg segments
@@ -782,11 +783,12 @@ static uint32_t kth_key(uint32_t *const *a, const cx_size *len, int nseg, cx_siz
 /*
  * Pass A of the fast path over chunk rows [lo, hi): count the keys below
  * klo and copy the keys in [klo, khi] (in (pre, post) order) to buf while
- * they fit in cap; *c_in gets how many there were.  Read-only.
+ * they fit in cap; *c_in gets how many there were; low[i] (if not NULL)
+ * gets row i's count below klo.  Read-only.
  */
 static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo,
                          uint32_t khi, uint32_t *buf, cx_size cap, cx_size *below,
-                         cx_size *c_in) {
+                         cx_size *c_in, cx_index *low) {
     const uint32_t span = khi - klo;
     const int32_t slo = (int32_t)(klo < 0x7f800002u ? klo : 0x7f800002u);
     const int32_t shi = (int32_t)(khi < 0x7f800002u ? khi : 0x7f800002u);
@@ -794,6 +796,7 @@ static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t 
     for (cx_index i = lo; i < hi; i++) {
         const cx_real *W = rows[i].col[CX_COL_WEIGHT];
         cx_index n = rows[i].n, j = 0;
+        cx_size b0 = b;
         if (i + 1 < hi)
             prefetch_row_head(&rows[i + 1], 0);
 #ifdef __SSE2__
@@ -840,6 +843,8 @@ static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t 
                 c++;
             }
         }
+        if (low)
+            low[i] = (cx_index)(b - b0);
     }
     *below = b;
     *c_in = c;
@@ -848,13 +853,11 @@ static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t 
 /* bracket_scan with 8-lane AVX2 vectors (chosen at run time). */
 #ifdef CX_PRUNE_AVX2
 /*
- * Pass A (AVX2) over chunk rows [lo, hi): count the keys below
- * klo and copy the keys in [klo, khi] (in (pre, post) order) to buf while
- * they fit in cap; *c_in gets how many there were.  Read-only.
+ * Pass A (AVX2) over chunk rows [lo, hi): as bracket_scan.  Read-only.
  */
 __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo,
                          uint32_t khi, uint32_t *buf, cx_size cap, cx_size *below,
-                         cx_size *c_in) {
+                         cx_size *c_in, cx_index *low) {
     const uint32_t span = khi - klo;
     const int32_t slo = (int32_t)(klo < 0x7f800002u ? klo : 0x7f800002u);
     const int32_t shi = (int32_t)(khi < 0x7f800002u ? khi : 0x7f800002u);
@@ -862,6 +865,7 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
     for (cx_index i = lo; i < hi; i++) {
         const cx_real *W = rows[i].col[CX_COL_WEIGHT];
         cx_index n = rows[i].n, j = 0;
+        cx_size b0 = b;
         if (i + 1 < hi)
             prefetch_row_head(&rows[i + 1], 0);
 #if 1
@@ -908,6 +912,8 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
                 c++;
             }
         }
+        if (low)
+            low[i] = (cx_index)(b - b0);
     }
     *below = b;
     *c_in = c;
@@ -915,11 +921,36 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
 #endif
 
 /*
+ * Sort the sample a[n] ascending: LSD radix on 8-bit digits through
+ * tmp[n], skipping a digit every key shares.  Both bracket ends are then
+ * read off by rank.  O(n)
+ */
+static void sort_sample(uint32_t *a, uint32_t *tmp, cx_size n) {
+    uint32_t *src = a, *dst = tmp;
+    for (int sh = 0; sh < 32 && n > 0; sh += 8) {
+        cx_size c[257] = {0};
+        for (cx_size q = 0; q < n; q++)
+            c[((src[q] >> sh) & 255u) + 1]++;
+        if (c[((src[0] >> sh) & 255u) + 1] == n)
+            continue;
+        for (int b = 0; b < 256; b++)
+            c[b + 1] += c[b];
+        for (cx_size q = 0; q < n; q++)
+            dst[c[(src[q] >> sh) & 255u]++] = src[q];
+        uint32_t *x = src;
+        src = dst;
+        dst = x;
+    }
+    if (src != a)
+        memcpy(a, src, (size_t)n * sizeof(uint32_t));
+}
+
+/*
  * Find the exact cut of prune_count(n) with one read-only pass over the
  * weights: a deterministic sample of the keys (SAMPLE_GROUPS runs of
  * SAMPLE_RUN consecutive keys, evenly spaced in export order, or every key
  * when there are few) brackets the n-th smallest key in [klo, khi] with a
- * wide margin (6 standard deviations of the sample quantile plus 0.1%);
+ * wide margin (4.5 standard deviations of the sample quantile plus 0.1%);
  * the pass counts the keys below klo per chunk and collects the keys
  * inside the bracket, among which the exact key T is selected.  The
  * sample only affects speed: when the bracket misses, or a chunk's
@@ -929,7 +960,7 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
  * chunks before t (only when *r_ties > 0).
  */
 static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T,
-                             cx_size *r_ties, cx_size *tb, int avx2) {
+                             cx_size *r_ties, cx_size *tb, int avx2, cx_index *low) {
     (void)avx2; /* unused without the x86-64 vector paths */
     const cx_row *rows = proj->rows;
     cx_index n_pre = proj->n_pre;
@@ -963,15 +994,14 @@ static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T
                 smp[S++] = wkey(W[j]);
         }
     }
-    cx_size one = S;
-    uint32_t *sp = smp;
+    sort_sample(smp, h, S); /* S <= SEL_BINS: h is the scratch */
     double q = (double)n / (double)N, rk = q * (double)S;
-    double d = 6.0 * sqrt((double)S * q * (1.0 - q)) + (double)S / 1024.0 + 8.0;
+    double d = 4.5 * sqrt((double)S * q * (1.0 - q)) + (double)S / 1024.0 + 8.0;
     double rlo = floor(rk - d), rhi = ceil(rk + d);
     if (S == N) /* the sample is everything: the bracket is exact */
         rlo = rhi = (double)(n - 1);
-    uint32_t klo = rlo < 0 ? 0u : kth_key(&sp, &one, 1, (cx_size)rlo, h);
-    uint32_t khi = rhi >= (double)S ? UINT32_MAX : kth_key(&sp, &one, 1, (cx_size)rhi, h);
+    uint32_t klo = rlo < 0 ? 0u : smp[(cx_size)rlo];
+    uint32_t khi = rhi >= (double)S ? UINT32_MAX : smp[(cx_size)rhi];
 #ifdef CX_STORAGE_TEST_ALT
     if (n & 4) /* test hook: a bracket past every key misses the cut */
         klo = khi = 0x7f800002u;
@@ -1008,11 +1038,11 @@ static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T
 #ifdef CX_PRUNE_AVX2
         if (avx2)
             bracket_scan_avx2(rows, lo, hi, klo, khi, seg[t], cnt[t], &cnt[nt + t],
-                              &cnt[2 * nt + t]);
+                              &cnt[2 * nt + t], low);
         else
 #endif
             bracket_scan(rows, lo, hi, klo, khi, seg[t], cnt[t], &cnt[nt + t],
-                         &cnt[2 * nt + t]);
+                         &cnt[2 * nt + t], low);
     }
     cx_size B = 0, C = 0;
     int over = 0;
@@ -1113,7 +1143,7 @@ cx_status cx_proj_prune_count(cx_proj *proj, cx_size n, int n_threads, cx_size *
         cx_size *tb0 = malloc(((size_t)nt + 1) * sizeof(cx_size));
         uint32_t T;
         cx_size r_ties;
-        if (tb0 && prune_cut_sampled(proj, n, nt, &T, &r_ties, tb0, vt != NULL)) {
+        if (tb0 && prune_cut_sampled(proj, n, nt, &T, &r_ties, tb0, vt != NULL, NULL)) {
             /* commit: one compaction pass, parallel over the chunks */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : removed)
@@ -1459,13 +1489,15 @@ cx_status cx_proj_remove_post(cx_proj *proj, cx_index n, const cx_index *idx, in
  * when only some ties go, one pass counting the ties per chunk.
  */
 cx_status cx_prune_cut(const cx_proj *proj, cx_size n, int nt, uint32_t *T, cx_size *r_ties,
-                       cx_size *tb) {
+                       cx_size *tb, cx_index *low) {
     const cx_row *rows = proj->rows;
     cx_index n_pre = proj->n_pre;
     for (int t = 0; t < nt; t++)
         tb[t] = 0;
-    if (prune_cut_sampled(proj, n, nt, T, r_ties, tb, have_avx2()))
+    if (prune_cut_sampled(proj, n, nt, T, r_ties, tb, have_avx2(), low))
         return CX_OK;
+    if (low) /* the histogram path gives no per-row bound */
+        memset(low, 0, (size_t)n_pre * sizeof(cx_index));
     cx_size *hist = malloc((size_t)nt * SEL_BINS * sizeof(cx_size));
     if (!hist)
         return CX_ENOMEM;

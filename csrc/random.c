@@ -4,8 +4,8 @@
  *
  * Determinism: every random draw comes from a stream derived from the
  * caller's seed, a per-operation domain constant (storage.h) and a fixed
- * stream number (a row, a new neuron, or a fixed-size chunk of draws),
- * never from a thread number.  Results therefore do not depend on
+ * stream number (a row, a new neuron, or a node of the tree that splits
+ * a growth over the rows), never from a thread number.  Results therefore do not depend on
  * n_threads.
  */
 #include "storage.h"
@@ -265,337 +265,125 @@ cx_status cx_proj_fill_random(cx_proj *proj, cx_index fanout, cx_init init, uint
 
 /* ================================================================ sampling */
 
-#define DRAW_CHUNK ((cx_size)1 << 16) /* draws per stream */
-
-#define RADIX_LOCAL_BITS 11 /* <= 2048 counters per local pass */
 /*
- * Sort n 64-bit keys ascending (only the low `bits` bits set; scratch[n]
- * given).  For large inputs: one MSD pass over memory on the top 11 bits
- * (per-chunk histograms, as in cx_radix_sort), then each bucket (about
- * n / 2048 keys, cache-resident) is sorted on its low bits by one or two
- * LSD passes, in parallel over the buckets: two passes over memory instead
- * of three.  A keys-only sort has one possible output, so the result does
- * not depend on n_threads.  With one thread, for small inputs or for keys
- * wider than 33 bits: cx_radix_sort.  ENOMEM (the keys are then unchanged).
- */
-#define MSD_BITS 11
-static cx_status sort_keys(uint64_t *key, cx_size n, int bits, int n_threads,
-                           uint64_t *scratch) {
-    int low = bits - MSD_BITS;
-    int nt = cx_storage_threads(n_threads);
-    /* measured: the MSD pass pays with two threads, not with one */
-    if (nt < 2 || n < ((cx_size)1 << 16) || (uint64_t)n > UINT32_MAX || low < 1 ||
-        low > 2 * RADIX_LOCAL_BITS)
-        return cx_radix_sort(key, NULL, n, bits, n_threads, scratch);
-    const size_t nb = (size_t)1 << MSD_BITS;
-    cx_size *hist = malloc(((size_t)nt * nb + nb + 1) * sizeof(cx_size));
-    if (!hist)
-        return CX_ENOMEM;
-    cx_size *start = hist + (size_t)nt * nb; /* [nb + 1] bucket starts */
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt)
-#endif
-    for (int t = 0; t < nt; t++) {
-        cx_size lo = n * t / nt, hi = n * (t + 1) / nt;
-        cx_size *h = hist + (size_t)t * nb;
-        memset(h, 0, nb * sizeof(cx_size));
-        for (cx_size i = lo; i < hi; i++)
-            h[key[i] >> low]++;
-    }
-    cx_size sum = 0, maxlen = 0;
-    for (size_t d = 0; d < nb; d++) {
-        start[d] = sum;
-        for (int t = 0; t < nt; t++) {
-            cx_size c = hist[(size_t)t * nb + d];
-            hist[(size_t)t * nb + d] = sum;
-            sum += c;
-        }
-        if (sum - start[d] > maxlen)
-            maxlen = sum - start[d];
-    }
-    start[nb] = n;
-    int two = low > RADIX_LOCAL_BITS; /* two local passes, via tbuf */
-    uint64_t *tbuf = two ? malloc((size_t)nt * ((size_t)maxlen + 1) * sizeof(uint64_t)) : NULL;
-    if (two && !tbuf) {
-        free(hist);
-        return CX_ENOMEM;
-    }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt)
-#endif
-    for (int t = 0; t < nt; t++) {
-        cx_size lo = n * t / nt, hi = n * (t + 1) / nt;
-        cx_size *h = hist + (size_t)t * nb;
-        for (cx_size i = lo; i < hi; i++)
-            scratch[h[key[i] >> low]++] = key[i];
-    }
-    /* per bucket: LSD on the low bits, scratch -> (tbuf ->) key */
-    const int w1 = two ? (low + 1) / 2 : low, w2 = low - w1;
-    const uint64_t m1 = ((uint64_t)1 << w1) - 1, m2 = ((uint64_t)1 << w2) - 1;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 16) num_threads(nt)
-#endif
-    for (size_t d = 0; d < nb; d++) {
-        cx_size s = start[d], len = start[d + 1] - s;
-        if (len == 0)
-            continue;
-        const uint64_t *src = scratch + s;
-        uint64_t *dst = key + s;
-        uint32_t cnt[1 << RADIX_LOCAL_BITS];
-        uint64_t *mid = dst;
-        if (two) {
-            int t = 0;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-#endif
-            mid = tbuf + (size_t)t * ((size_t)maxlen + 1);
-        }
-        /* pass 1: low w1 bits, src -> mid */
-        memset(cnt, 0, ((size_t)1 << w1) * sizeof(uint32_t));
-        for (cx_size i = 0; i < len; i++)
-            cnt[src[i] & m1]++;
-        uint32_t acc = 0;
-        for (size_t b = 0; b <= m1; b++) {
-            uint32_t c = cnt[b];
-            cnt[b] = acc;
-            acc += c;
-        }
-        for (cx_size i = 0; i < len; i++)
-            mid[cnt[src[i] & m1]++] = src[i];
-        if (!two)
-            continue;
-        /* pass 2: the next w2 bits, mid -> dst */
-        memset(cnt, 0, ((size_t)1 << w2) * sizeof(uint32_t));
-        for (cx_size i = 0; i < len; i++)
-            cnt[(mid[i] >> w1) & m2]++;
-        acc = 0;
-        for (size_t b = 0; b <= m2; b++) {
-            uint32_t c = cnt[b];
-            cnt[b] = acc;
-            acc += c;
-        }
-        for (cx_size i = 0; i < len; i++)
-            dst[cnt[(mid[i] >> w1) & m2]++] = mid[i];
-    }
-    free(tbuf);
-    free(hist);
-    return CX_OK;
-}
-
-/*
- * Draw m distinct values uniformly from [0, F) (2m <= F), ascending, into
- * a[m]; tmp[m] is scratch.  Draw with replacement, sort, drop repeats, and
- * top up the shortfall in further rounds.  The result is a uniform
- * m-subset: the procedure is symmetric under any permutation of [0, F).
- * Round r, chunk c draws from stream (r << 32 | c): thread-independent.
- */
-static cx_status draw_distinct(uint64_t F, cx_size m, uint64_t seed, int nt, uint64_t *a,
-                               uint64_t *tmp) {
-    int bits = cx_bits_for(F);
-    cx_size have = 0;
-    for (uint64_t round = 0; have < m; round++) {
-        cx_size need = m - have;
-        cx_size nchunk = (need + DRAW_CHUNK - 1) / DRAW_CHUNK;
-        uint64_t *dst = a + have;
-        (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nchunk > 1)
-#endif
-        for (cx_size c = 0; c < nchunk; c++) {
-            uint64_t s = cx_rng_stream(seed, (round << 32) | (uint64_t)c);
-            cx_size lo = c * DRAW_CHUNK, hi = lo + DRAW_CHUNK < need ? lo + DRAW_CHUNK : need;
-            for (cx_size k = lo; k < hi; k++)
-                dst[k] = cx_rng_below(&s, F);
-        }
-        cx_status st = sort_keys(dst, need, bits, nt, tmp);
-        if (st != CX_OK)
-            return st;
-        if (have == 0) { /* first round: drop repeats in place */
-            cx_size o = 0;
-            for (cx_size k = 0; k < need; k++)
-                if (o == 0 || a[o - 1] != a[k])
-                    a[o++] = a[k];
-            have = o;
-            continue;
-        }
-        /* union with a[0, have): the new distinct values not yet held
-         * (few: binary search each) go to tmp, then one backward merge in
-         * place (dst's space is free again) */
-        cx_size add = 0;
-        for (cx_size k = 0; k < need; k++) {
-            uint64_t v = dst[k];
-            if (k > 0 && dst[k - 1] == v)
-                continue;
-            cx_size x = 0, y = have;
-            while (x < y) {
-                cx_size mid = x + (y - x) / 2;
-                if (a[mid] < v)
-                    x = mid + 1;
-                else
-                    y = mid;
-            }
-            if (x < have && a[x] == v)
-                continue;
-            tmp[add++] = v;
-        }
-        cx_size i = have, j = add, o = have + add;
-        while (j > 0) {
-            if (i > 0 && a[i - 1] > tmp[j - 1])
-                a[--o] = a[--i];
-            else
-                a[--o] = tmp[--j];
-        }
-        have += add;
-    }
-    return CX_OK;
-}
-
-/* *g = n distinct uniform values of [0, F), ascending (caller frees). */
-static cx_status sample_slots(uint64_t F, cx_size n, uint64_t seed, int nt, uint64_t **g) {
-    *g = NULL;
-    if (!cx_fits(n, sizeof(uint64_t)))
-        return CX_ENOMEM;
-    /* 2n > F: draw the F - n slots to leave out, then list the others */
-    int comp = (uint64_t)n > F - (uint64_t)n;
-    cx_size m = comp ? (cx_size)(F - (uint64_t)n) : n;
-    uint64_t *a = malloc(((size_t)m + 1) * sizeof(uint64_t));
-    uint64_t *tmp = malloc(((size_t)m + 1) * sizeof(uint64_t));
-    uint64_t *out = comp ? malloc(((size_t)n + 1) * sizeof(uint64_t)) : a;
-    if (!a || !tmp || !out) {
-        free(a);
-        free(tmp);
-        if (comp)
-            free(out);
-        return CX_ENOMEM;
-    }
-    cx_status st = draw_distinct(F, m, seed, nt, a, tmp);
-    free(tmp);
-    if (st != CX_OK) {
-        free(a);
-        if (comp)
-            free(out);
-        return st;
-    }
-    if (comp) { /* F < 2n here, so this walk is O(n) */
-        cx_size k = 0, o = 0;
-        for (uint64_t v = 0; v < F; v++) {
-            if (k < m && a[k] == v)
-                k++;
-            else
-                out[o++] = v;
-        }
-        free(a);
-    }
-    *g = out;
-    return CX_OK;
-}
-
-/*
- * Free slots: row i owns the global slot ranks [fb[i], fb[i+1]), where
- * fb[i] = sum over earlier rows of (n_post - length).  lo[i] = first
- * sample in row i (lower bound of fb[i] in the sorted samples).
+ * n absent slots drawn uniformly, row by row: row i's count cnt[i] from
+ * the split over the rows' free-slot counts (cx_split_rows), then its
+ * free-slot ranks u[off[i], off[i] + cnt[i]), ascending, from the stream
+ * (seed, i) (cx_pick_row, per-thread bitmaps), rows in parallel.  Both
+ * steps draw from fixed streams, so nothing depends on n_threads.  The
+ * result is a uniform n-subset of the absent pairs, as a global draw of
+ * n slots would be, without sorting n global slot numbers.
  */
 typedef struct {
-    uint64_t *fb; /* [n_pre + 1] */
-    cx_size *lo;  /* [n_pre + 1] */
-    uint64_t *g;  /* [n] sorted distinct slot ranks */
+    cx_index *cnt; /* [n_pre] new slots per row */
+    cx_size *off;  /* [n_pre + 1] row i's ranks start at u[off[i]] */
+    cx_index *u;   /* [n] free-slot ranks, ascending within each row */
 } slots;
 
 static void slots_free(slots *sl) {
-    free(sl->fb);
-    free(sl->lo);
-    free(sl->g);
+    free(sl->cnt);
+    free(sl->off);
+    free(sl->u);
 }
 
 /* Sample n absent slots and bucket them by row.  ENOSPACE / ENOMEM. */
 static cx_status slots_sample(const cx_proj *p, cx_size n, uint64_t seed, int nt, slots *sl) {
     memset(sl, 0, sizeof(*sl));
-    cx_index n_pre = p->n_pre;
-    sl->fb = malloc(((size_t)n_pre + 1) * sizeof(uint64_t));
-    sl->lo = malloc(((size_t)n_pre + 1) * sizeof(cx_size));
-    if (!sl->fb || !sl->lo) {
-        slots_free(sl);
-        return CX_ENOMEM;
+    cx_index n_pre = p->n_pre, n_post = p->n_post;
+    if (nt > n_pre)
+        nt = n_pre > 0 ? n_pre : 1;
+    size_t words = ((size_t)n_post + 63) / 64, sw = (words + 63) / 64;
+    cx_size *fp = malloc(((size_t)n_pre + 1) * sizeof(cx_size));
+    uint64_t *bits = NULL;
+    sl->cnt = malloc(((size_t)n_pre + 1) * sizeof(cx_index));
+    sl->off = malloc(((size_t)n_pre + 1) * sizeof(cx_size));
+    cx_status st = CX_ENOMEM;
+    if (!fp || !sl->cnt || !sl->off || !cx_fits(n, sizeof(cx_index)))
+        goto out;
+    fp[0] = 0;
+    for (cx_index i = 0; i < n_pre; i++)
+        fp[i + 1] = fp[i] + (n_post - p->rows[i].n);
+    if (n > fp[n_pre]) {
+        st = CX_ENOSPACE;
+        goto out;
     }
-    uint64_t F = 0;
-    for (cx_index i = 0; i < n_pre; i++) {
-        sl->fb[i] = F;
-        F += (uint64_t)(p->n_post - p->rows[i].n);
-    }
-    sl->fb[n_pre] = F;
-    if ((uint64_t)n > F) {
-        slots_free(sl);
-        return CX_ENOSPACE;
-    }
-    cx_status st = sample_slots(F, n, seed ^ CX_DOM_SAMPLE, nt, &sl->g);
-    if (st != CX_OK) {
-        slots_free(sl);
-        return st;
-    }
-    const uint64_t *g = sl->g;
-    (void)nt;
+    sl->u = malloc(((size_t)n + 1) * sizeof(cx_index));
+    bits = calloc((size_t)nt * (words + 4 * sw) + 1, sizeof(uint64_t));
+    if (!sl->u || !bits)
+        goto out;
+    uint64_t split = seed ^ CX_DOM_SAMPLE;
+    cx_split_rows(fp, n_pre, n, split, nt, sl->cnt);
+    sl->off[0] = 0;
+    for (cx_index i = 0; i < n_pre; i++)
+        sl->off[i + 1] = sl->off[i] + sl->cnt[i];
+    const cx_row *rows = p->rows;
+    const slots *cs = sl;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (n_pre > 4096)
+#pragma omp parallel for schedule(static) num_threads(nt)
 #endif
-    for (cx_index i = 0; i <= n_pre; i++) {
-        cx_size a = 0, b = n; /* lower bound of fb[i] in g */
-        while (a < b) {
-            cx_size mid = a + (b - a) / 2;
-            if (g[mid] < sl->fb[i])
-                a = mid + 1;
-            else
-                b = mid;
+    for (int t = 0; t < nt; t++) {
+        cx_index lo, hi;
+        cx_index_chunk(n_pre, t, nt, &lo, &hi);
+        uint64_t *bt = bits + (size_t)t * (words + 4 * sw);
+        for (cx_index i = lo; i < hi; i++) {
+            uint64_t x = cx_rng_stream(split, (uint64_t)i);
+            cx_pick_row(&x, bt, bt + words, sw, n_post - rows[i].n, cs->cnt[i],
+                        cs->u + cs->off[i]);
         }
-        sl->lo[i] = a;
     }
-    return CX_OK;
+    st = CX_OK;
+out:
+    free(fp);
+    free(bits);
+    if (st != CX_OK)
+        slots_free(sl);
+    return st;
 }
 
 /*
- * Free slots of local ranks q[c] (ascending, q = g - base) in row r ->
- * absent target ids out[c], ascending.  post[t] - t (the number of absent
- * ids below post[t]) is non-decreasing in t, so the q-th absent id is
- * q + t(q) with t(q) = #{t : post[t] - t <= q}, the number of old entries
- * below it.  t(q) only grows with q: a linear walk when the samples are
- * dense in the row, else a binary search from the previous t.
+ * Free-slot ranks q[c] (ascending) of row r -> absent target ids out[c],
+ * ascending.  post[t] - t (the number of absent ids below post[t]) is
+ * non-decreasing in t, so the q-th absent id is q + t(q) with
+ * t(q) = #{t : post[t] - t <= q}, the number of old entries below it.
+ * t(q) only grows with q: a linear walk when the samples are dense in the
+ * row, else a binary search from the previous t.
  */
-static void row_absent_targets(const cx_row *r, const uint64_t *g, uint64_t base, cx_size c,
-                               cx_index *out) {
+static void row_absent_targets(const cx_row *r, const cx_index *q, cx_index c, cx_index *out) {
     const cx_index *P = r->post;
     cx_index n = r->n, t = 0;
     int linear = (int64_t)c * 16 >= n;
-    for (cx_size k = 0; k < c; k++) {
-        int64_t q = (int64_t)(g[k] - base);
+    for (cx_index k = 0; k < c; k++) {
+        cx_index v = q[k];
         if (linear) {
-            while (t < n && (int64_t)P[t] - t <= q)
+            while (t < n && P[t] - t <= v)
                 t++;
         } else {
             cx_index a = t, b = n;
             while (a < b) {
                 cx_index mid = a + (b - a) / 2;
-                if ((int64_t)P[mid] - mid <= q)
+                if (P[mid] - mid <= v)
                     a = mid + 1;
                 else
                     b = mid;
             }
             t = a;
         }
-        out[k] = (cx_index)(q + t);
+        out[k] = v + t;
     }
 }
 
 /*
  * Insert c new synapses into row r (capacity already reserved), given as
- * free-slot ranks q_k = g[k] - base (ascending) with weights w[c].  One
- * backward pass: walking k down from c - 1, every old entry with
- * post[t] - t > q_k moves up by k + 1 (the new entries above it), then the
- * new one lands at t + k with target q_k + t.  Entries below the first new
- * one never move, and each moved entry moves once.  (Measured: scanning
- * first and then moving each array in 8-wide blocks was no faster; the
- * row is streamed from memory either way.)
+ * free-slot ranks q[c] (ascending) with weights w[c].  One backward pass:
+ * walking k down from c - 1, every old entry with post[t] - t > q[k]
+ * moves up by k + 1 (the new entries above it), then the new one lands at
+ * t + k with target q[k] + t.  Entries below the first new one never
+ * move, and each moved entry moves once.  (Measured: scanning first and
+ * then moving each array in 8-wide blocks was no faster; the row is
+ * streamed from memory either way.)
  */
-static void row_insert_slots(unsigned cols, cx_row *r, const uint64_t *g, uint64_t base,
-                             cx_index c, const cx_real *w) {
+static void row_insert_slots(unsigned cols, cx_row *r, const cx_index *q, cx_index c,
+                             const cx_real *w) {
     cx_index *P = r->post;
     cx_real *W = r->col[CX_COL_WEIGHT];
     cx_real *x[CX_N_COLS];
@@ -605,15 +393,15 @@ static void row_insert_slots(unsigned cols, cx_row *r, const uint64_t *g, uint64
             x[nx++] = r->col[k];
     cx_index t = r->n;
     for (cx_index k = c - 1; k >= 0; k--) {
-        int64_t q = (int64_t)(g[k] - base);
+        cx_index v = q[k];
         if (nx == 0) {
-            while (t > 0 && (int64_t)P[t - 1] - (t - 1) > q) {
+            while (t > 0 && P[t - 1] - (t - 1) > v) {
                 t--;
                 P[t + k + 1] = P[t];
                 W[t + k + 1] = W[t];
             }
         } else {
-            while (t > 0 && (int64_t)P[t - 1] - (t - 1) > q) {
+            while (t > 0 && P[t - 1] - (t - 1) > v) {
                 t--;
                 P[t + k + 1] = P[t];
                 W[t + k + 1] = W[t];
@@ -623,17 +411,17 @@ static void row_insert_slots(unsigned cols, cx_row *r, const uint64_t *g, uint64
             for (int e = 0; e < nx; e++)
                 x[e][t + k] = 0;
         }
-        P[t + k] = (cx_index)(q + t);
+        P[t + k] = v + t;
         W[t + k] = w[k];
     }
     r->n += c;
 }
 
 /*
- * Uniform n-subset of the absent pairs, in (pre, post) order: global
- * free-slot ranks (slots_sample), mapped row by row to target ids.  grow
- * with the same seed inserts exactly these pairs.
- * O(n log(F) / 11 + n_pre + sum of touched row lengths), F = free slots.
+ * Uniform n-subset of the absent pairs, in (pre, post) order: per-row
+ * counts and free-slot ranks (slots_sample), mapped row by row to target
+ * ids.  grow with the same seed inserts exactly these pairs.
+ * O(n + n_pre + sum of touched row lengths + n_pre * n_post / 4096)
  */
 cx_status cx_proj_sample_absent(const cx_proj *proj, cx_size n, uint64_t seed, cx_index *pre,
                                 cx_index *post) {
@@ -646,10 +434,10 @@ cx_status cx_proj_sample_absent(const cx_proj *proj, cx_size n, uint64_t seed, c
     if (st != CX_OK)
         return st;
     for (cx_index i = 0; i < proj->n_pre; i++) {
-        cx_size a = sl.lo[i], b = sl.lo[i + 1];
-        for (cx_size k = a; k < b; k++)
-            pre[k] = i;
-        row_absent_targets(&proj->rows[i], sl.g + a, sl.fb[i], b - a, post + a);
+        cx_size a = sl.off[i];
+        for (cx_index k = 0; k < sl.cnt[i]; k++)
+            pre[a + k] = i;
+        row_absent_targets(&proj->rows[i], sl.u + a, sl.cnt[i], post + a);
     }
     slots_free(&sl);
     return CX_OK;
@@ -657,9 +445,11 @@ cx_status cx_proj_sample_absent(const cx_proj *proj, cx_size n, uint64_t seed, c
 
 /*
  * Random growth (SET): sample as cx_proj_sample_absent, reserve every
- * touched row, then per row (in parallel) draw the weights from stream
- * (seed, row) and insert.  Sampling uses fixed-size chunks of draws, not
- * threads, so the result is the same for any n_threads.  Atomic.
+ * touched row, then per row (in parallel over fixed chunks) draw the
+ * weights from stream (seed, row) and insert (cx_row_merge_new2 on two
+ * touched rows at a time when it has its vector path, else
+ * row_insert_slots).  Every draw comes from a per-row or per-node
+ * stream, so the result is the same for any n_threads.  Atomic.
  */
 cx_status cx_proj_grow(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, int n_threads) {
     if (!proj || n < 0 || !cx_init_valid(init))
@@ -672,46 +462,94 @@ cx_status cx_proj_grow(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, in
     if (st != CX_OK)
         return st;
     /* per-thread buffers for one row's new weights (fresh per-call arrays
-     * of size n would cost page faults, which are slow in a VM) */
-    cx_size maxc = 0;
-    for (cx_index i = 0; i < proj->n_pre; i++)
-        if (sl.lo[i + 1] - sl.lo[i] > maxc)
-            maxc = sl.lo[i + 1] - sl.lo[i];
-    cx_real *wbuf = malloc((size_t)nt * ((size_t)maxc + 1) * sizeof(cx_real));
-    if (!wbuf)
+     * of size n would cost page faults, which are slow in a VM), and for
+     * the vector merge a copy of its ranks (+ sentinel) and a scratch row */
+    unsigned cols = proj->cols;
+    cx_index maxc = 0, maxo = 0;
+    for (cx_index i = 0; i < proj->n_pre; i++) {
+        if (sl.cnt[i] > maxc)
+            maxc = sl.cnt[i];
+        if (sl.cnt[i] > 0 && proj->rows[i].n + sl.cnt[i] > maxo)
+            maxo = proj->rows[i].n + sl.cnt[i];
+    }
+    int fast = cx_row_merge_new_fast();
+    size_t nw = (size_t)maxc + 17, ncol = fast ? (size_t)maxo + 17 : 0;
+    cx_real *wbuf = malloc((size_t)nt * 2 * nw * sizeof(cx_real));
+    cx_index *ubuf = malloc((size_t)nt * 2 * (nw + ncol) * sizeof(cx_index));
+    cx_real *sbuf = malloc(((size_t)nt * 2 * ncol * CX_N_COLS + 1) * sizeof(cx_real));
+    if (!wbuf || !ubuf || !sbuf)
         st = CX_ENOMEM;
     /* reserve every touched row (content unchanged on failure) */
     for (cx_index i = 0; st == CX_OK && i < proj->n_pre; i++) {
-        cx_size c = sl.lo[i + 1] - sl.lo[i];
+        cx_index c = sl.cnt[i];
         if (c > 0)
-            st = cx_row_reserve(proj, &proj->rows[i], proj->rows[i].n + (cx_index)c);
+            st = cx_row_reserve(proj, &proj->rows[i], proj->rows[i].n + c);
     }
     if (st == CX_OK) {
-        /* commit: per row, draw the weights, then map and insert in one
-         * backward pass (row_insert_slots) */
+        /* commit: per row, draw the weights, then insert: with the vector
+         * merge (two touched rows at a time) into scratch rows and back,
+         * else in one backward pass (row_insert_slots) */
         cx_row *rows = proj->rows;
-        unsigned cols = proj->cols;
         uint64_t wbase = seed ^ CX_DOM_GROWW;
         zig_tables zt;
         zig_init(&zt);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
-        for (cx_index i = 0; i < proj->n_pre; i++) {
-            cx_size a = sl.lo[i], c = sl.lo[i + 1] - a;
-            if (c == 0)
-                continue;
-            int t = 0;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-#endif
-            cx_real *w = wbuf + (size_t)t * ((size_t)maxc + 1);
-            uint64_t s = cx_rng_stream(wbase, (uint64_t)i);
-            draw_weights(init, &zt, &s, w, (cx_index)c);
-            row_insert_slots(cols, &rows[i], sl.g + a, sl.fb[i], (cx_index)c, w);
+        for (int t = 0; t < nt; t++) {
+            cx_index lo, hi;
+            cx_index_chunk(proj->n_pre, t, nt, &lo, &hi);
+            cx_real *w[2];
+            cx_index *u[2], c[2], o[2];
+            cx_row scr[2], *rp[2], *sp[2];
+            memset(scr, 0, sizeof(scr));
+            for (int q = 0; q < 2; q++) {
+                size_t b = (size_t)t * 2 + (size_t)q;
+                w[q] = wbuf + b * nw;
+                u[q] = ubuf + b * (nw + ncol);
+                scr[q].post = u[q] + nw;
+                for (int a = 0; a < CX_N_COLS; a++)
+                    scr[q].col[a] = sbuf + (b * CX_N_COLS + (size_t)a) * ncol;
+                sp[q] = &scr[q];
+            }
+            int m = 0; /* touched rows held for the pair merge */
+            for (cx_index i = lo; i < hi; i++) {
+                if (sl.cnt[i] == 0 && !(i + 1 == hi && m == 1))
+                    continue;
+                if (sl.cnt[i] > 0) {
+                    cx_row *r = &rows[i];
+                    cx_index ci = sl.cnt[i];
+                    uint64_t s = cx_rng_stream(wbase, (uint64_t)i);
+                    draw_weights(init, &zt, &s, w[m], ci);
+                    if (!fast) {
+                        row_insert_slots(cols, r, sl.u + sl.off[i], ci, w[m]);
+                        continue;
+                    }
+                    memcpy(u[m], sl.u + sl.off[i], (size_t)ci * sizeof(cx_index));
+                    u[m][ci] = INT32_MAX;
+                    rp[m] = r;
+                    c[m++] = ci;
+                }
+                if (m == 2)
+                    cx_row_merge_new2(cols, (const cx_row *const *)rp, sp, u, c, w, o);
+                else if (m == 1 && i + 1 == hi)
+                    o[0] = cx_row_merge_new(cols, rp[0], sp[0], u[0], c[0], w[0]);
+                else
+                    continue;
+                for (int q = 0; q < m; q++) { /* back into the reserved row */
+                    memcpy(rp[q]->post, scr[q].post, (size_t)o[q] * sizeof(cx_index));
+                    for (int a = 0; a < CX_N_COLS; a++)
+                        if ((cols >> a) & 1u)
+                            memcpy(rp[q]->col[a], scr[q].col[a], (size_t)o[q] * sizeof(cx_real));
+                    rp[q]->n = o[q];
+                }
+                m = 0;
+            }
         }
         proj->n_synapses += n;
     }
+    free(ubuf);
+    free(sbuf);
     free(wbuf);
     slots_free(&sl);
     return st;

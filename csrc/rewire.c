@@ -14,23 +14,30 @@
 /* seed domains (see storage.h): the row split and the per-row draws */
 #define CX_DOM_RWSPLIT 0x510E527FADE682D1ull
 #define CX_DOM_RWROW 0x9B05688C2B3E6C1Full
+#define CX_DOM_RWW 0x1F83D9ABFB41BD6Bull
 
 /* ====================================================== hypergeometric */
 
+/* log(k!) for k < 30 (math.lgamma, within an ulp or two). */
+static const double log_fact_small[30] = {
+    0.0, 0.0, 0.693147180559945, 1.7917594692280554, 3.178053830347945, 4.787491742782047,
+    6.579251212010102, 8.525161361065415, 10.604602902745249, 12.801827480081467,
+    15.104412573075514, 17.502307845873887, 19.987214495661885, 22.55216385312342,
+    25.191221182738683, 27.89927138384089, 30.671860106080672, 33.50507345013689,
+    36.39544520803305, 39.339884187199495, 42.335616460753485, 45.38013889847691,
+    48.47118135183522, 51.60667556776438, 54.78472939811232, 58.00360522298052, 61.26170176100201,
+    64.55753862700634, 67.88974313718153, 71.257038967168};
+
 /*
- * log(x!) for x >= 0: a direct sum below 30, else Stirling's series with
- * three correction terms (absolute error < 1e-13).  lgamma is avoided:
- * it may write the global signgam, a data race under OpenMP.
+ * log(x!) for integer x >= 0: the table below 30, else Stirling's series
+ * with three correction terms (absolute error < 1e-13), one log.  lgamma
+ * is avoided: it may write the global signgam, a data race under OpenMP.
  */
 static double log_fact(double x) {
-    if (x < 30.0) {
-        double s = 0.0;
-        for (double k = 2.0; k <= x; k += 1.0)
-            s += log(k);
-        return s;
-    }
+    if (x < 30.0)
+        return log_fact_small[(int)x];
     double r = 1.0 / x, r2 = r * r;
-    return x * log(x) - x + 0.5 * log(6.283185307179586 * x) +
+    return (x + 0.5) * log(x) - x + 0.91893853320467274178 +
            r * (1.0 / 12.0 - r2 * (1.0 / 360.0 - r2 / 1260.0));
 }
 
@@ -127,6 +134,121 @@ static void split_rows(const cx_size *fp, cx_index lo, cx_index hi, cx_size m, u
     split_rows(fp, mid, hi, m - ml, 2 * node + 1, seed, cut - 1, cnt, tasks, nk);
 }
 
+/* cx_split_rows (storage.h): 6 levels of the tree serially, then the
+ * <= 64 subtrees below in parallel. */
+void cx_split_rows(const cx_size *fp, cx_index n_pre, cx_size n, uint64_t seed, int nt,
+                   cx_index *cnt) {
+    if (n_pre <= 0)
+        return;
+    split_task tasks[64];
+    int nk = 0;
+    split_rows(fp, 0, n_pre, n, 1, seed, 6, cnt, tasks, &nk);
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+#endif
+    for (int q = 0; q < nk; q++)
+        split_rows(fp, tasks[q].lo, tasks[q].hi, tasks[q].m, tasks[q].node, seed, -1, cnt, NULL,
+                   NULL);
+}
+
+/* ====================================================== per-row draws */
+
+/*
+ * The per-row streams are counter-based (splitmix64: the state advances
+ * by a constant and each output is a function of the counter alone), so
+ * consecutive draws are independent computations that overlap in the
+ * pipeline; xorshift's state chain made every draw wait for the last.
+ */
+
+/* Mark v in bits and its word in summary copy sq; 1 if v was new. */
+static inline int mark_new(uint64_t *bits, uint64_t *sq, uint64_t v) {
+    uint64_t w = v >> 6, bit = 1ull << (v & 63), old = bits[w];
+    bits[w] = old | bit;
+    sq[w >> 6] |= 1ull << (w & 63);
+    return (old & bit) == 0;
+}
+
+/*
+ * cx_pick_row (storage.h): u[k] = k distinct values drawn uniformly from
+ * [0, n), ascending.  Sparse case (2k <= n): each draw is checked against
+ * bits (a repeat is drawn again, so the set is a uniform k-subset), and
+ * the word it lands in is marked in a word summary; the emission visits the marked words
+ * only, in order, clearing the maps, so no sort and no scan of empty
+ * words.  Draw q marks summary copy q % 4 (sum[4][sw], ORed at the end):
+ * with a single copy, every draw would wait for the previous one's
+ * read-modify-write of the same summary word.
+ * Dense case: cx_pick_sorted (draws the n - k to leave out).
+ * bits[(n + 63) / 64] and sum[4 * sw], sw = (n + 4095) / 4096, are zero
+ * on entry and on exit.  O(k + n / 4096)
+ */
+void cx_pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_index n, cx_index k,
+                 cx_index *u) {
+    if (k <= 0)
+        return;
+    if (2 * (int64_t)k > n) {
+        cx_pick_sorted(xp, bits, n, k, u, NULL);
+        return;
+    }
+    uint64_t x = *xp; /* a local: bits and sum may alias *xp */
+    /* two candidates per draw, one per 32-bit half, each mapped to [0, n)
+     * by Lemire's multiply-shift (n < 2^31), unbiased: the rare low
+     * products below 2^32 mod n are rejected */
+    const uint64_t nn = (uint64_t)n;
+    const uint32_t lim = (uint32_t)(0u - (uint32_t)n) % (uint32_t)n;
+    for (cx_index got = 0, q = 0; got < k;) {
+        uint64_t r = cx_splitmix64(&x);
+        uint64_t m0 = (r >> 32) * nn, m1 = (r & 0xffffffffu) * nn;
+        if ((uint32_t)m0 >= lim)
+            got += mark_new(bits, sum + (size_t)(q++ & 3) * sw, m0 >> 32);
+        if (got < k && (uint32_t)m1 >= lim)
+            got += mark_new(bits, sum + (size_t)(q++ & 3) * sw, m1 >> 32);
+    }
+    *xp = x;
+    cx_index o = 0;
+    size_t ns = ((size_t)n + 4095) / 4096;
+    for (size_t a = 0; a < ns; a++) {
+        uint64_t m = sum[a] | sum[sw + a] | sum[2 * sw + a] | sum[3 * sw + a];
+        sum[a] = sum[sw + a] = sum[2 * sw + a] = sum[3 * sw + a] = 0;
+        while (m) {
+            size_t w = a * 64 + (size_t)__builtin_ctzll(m);
+            uint64_t b = bits[w];
+            m &= m - 1;
+            bits[w] = 0;
+            do { /* usually one bit per word */
+                u[o++] = (cx_index)(w * 64 + (size_t)__builtin_ctzll(b));
+                b &= b - 1;
+            } while (b);
+        }
+    }
+}
+
+/* wn[c] = the weights of a row's new synapses, in order, from the
+ * counter-based stream *x (NORMAL: Box-Muller, one pair per weight). */
+static void draw_row_weights(cx_init init, uint64_t *xp, cx_real *wn, cx_index c) {
+    double a = init.a, b = init.b;
+    uint64_t xv = *xp, *x = &xv; /* the counter stays in a register */
+    switch (init.kind) {
+    case CX_INIT_UNIFORM:
+        for (cx_index k = 0; k < c; k++)
+            wn[k] = (cx_real)(a + (b - a) * ((double)(cx_splitmix64(x) >> 11) * 0x1.0p-53));
+        break;
+    case CX_INIT_NORMAL:
+        for (cx_index k = 0; k < c; k++) {
+            double u1 = 1.0 - (double)(cx_splitmix64(x) >> 11) * 0x1.0p-53; /* (0, 1] */
+            double u2 = (double)(cx_splitmix64(x) >> 11) * 0x1.0p-53;
+            wn[k] = (cx_real)(a + b * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        }
+        break;
+    case CX_INIT_CONST:
+    default:
+        for (cx_index k = 0; k < c; k++)
+            wn[k] = init.a;
+        break;
+    }
+    *xp = xv;
+}
+
 /* ============================================================ row merge */
 
 /*
@@ -184,8 +306,8 @@ static inline void seg_keep(const cx_index *P, const cx_real *W, cx_real *const 
 /*
  * Write the rewired row r into dst (arrays post + enabled columns): the
  * survivors of the cut in order, merged with the new targets -- the
- * u[k]-th absent id of the ORIGINAL row, k < c, u ascending -- whose
- * weights are drawn from s in that order (other columns 0).  The
+ * u[k]-th absent id of the ORIGINAL row, k < c, u ascending -- with
+ * weights wn[k] (other columns 0).  The
  * originals below the k-th new id are those with P[q] - q <= u[k]
  * (P[q] - q, the absent ids below P[q], never decreases), and the new id
  * is u[k] + (their count).
@@ -194,7 +316,7 @@ static inline void seg_keep(const cx_index *P, const cx_real *W, cx_real *const 
  * length.
  */
 static cx_index row_merge(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u,
-                          cx_index c, cx_init init, uint64_t *s, uint32_t T, cx_size *tie,
+                          cx_index c, const cx_real *wn, uint32_t T, cx_size *tie,
                           cx_size r_ties) {
     const cx_index *P = r->post;
     const cx_real *W = r->col[CX_COL_WEIGHT];
@@ -211,7 +333,7 @@ static cx_index row_merge(unsigned cols, const cx_row *r, cx_row *dst, const cx_
     for (cx_index k = 0; k < c; k++) {
         seg_keep(P, W, x, dx, nx, n, u[k], &j, DP, DW, &o, T, tie, r_ties);
         DP[o] = u[k] + j;
-        DW[o] = cx_init_draw(init, s);
+        DW[o] = wn[k];
         for (int a = 0; a < nx; a++)
             dx[a][o] = 0;
         o++;
@@ -259,8 +381,7 @@ static int rw_have_avx2(void) {
 
 __attribute__((target("avx2"))) static cx_index
 row_merge_avx2(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, cx_index c,
-               cx_init init, uint64_t *s, uint32_t T, cx_size *tie, cx_size r_ties,
-               const rw_perm *pt) {
+               const cx_real *wn, uint32_t T, cx_size *tie, cx_size r_ties, const rw_perm *pt) {
     const cx_index *P = r->post;
     const cx_real *W = r->col[CX_COL_WEIGHT];
     cx_index *DP = dst->post;
@@ -314,7 +435,7 @@ row_merge_avx2(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, c
         if (k == c)
             break;
         DP[o] = u[k] + j;
-        DW[o] = cx_init_draw(init, s);
+        DW[o] = wn[k];
         for (int a = 0; a < nx; a++)
             dx[a][o] = 0;
         o++;
@@ -441,37 +562,47 @@ row_merge_avx512(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u,
     return o;
 }
 
-/* One stream of merge_pair_avx512: a row with no tie left to drop. */
+/* One stream of merge_pair_avx512: a row and its nx extra columns. */
 typedef struct {
     const cx_index *P, *u;
     const cx_real *W, *wn;
     cx_index *DP;
     cx_real *DW;
+    cx_real *x[CX_N_COLS], *dx[CX_N_COLS];
     cx_index n, c, j, o, k, lim;
     cx_size t, rt; /* ties seen (while t < rt), the chunk's tie quota */
 } rw_stream;
 
-static inline void rw_stream_init(rw_stream *m, const cx_row *r, cx_row *dst, const cx_index *u,
-                                  cx_index c, const cx_real *wn, cx_size t, cx_size rt) {
+static inline int rw_stream_init(rw_stream *m, unsigned cols, const cx_row *r, cx_row *dst,
+                                 const cx_index *u, cx_index c, const cx_real *wn, cx_size t,
+                                 cx_size rt) {
     m->t = t;
     m->rt = rt;
     m->P = r->post;
     m->W = r->col[CX_COL_WEIGHT];
     m->DP = dst->post;
     m->DW = dst->col[CX_COL_WEIGHT];
+    int nx = 0;
+    for (int a = 1; a < CX_N_COLS; a++)
+        if ((cols >> a) & 1u) {
+            m->x[nx] = r->col[a];
+            m->dx[nx++] = dst->col[a];
+        }
     m->u = u;
     m->wn = wn;
     m->n = r->n;
     m->c = c;
     m->j = m->o = m->k = 0;
     m->lim = u[0];
+    return nx;
 }
 
-/* One block of the branch-free loop of row_merge_avx512 (weight column
- * only; ties == T are dropped while m->t < m->rt, counting them in
- * (pre, post) order as seg_keep does); returns 1 when the row is complete
- * (m->o = its length). */
-__attribute__((target("avx512f"))) static inline int rw_step(rw_stream *m, __m512i vT) {
+/* One block of the branch-free loop of row_merge_avx512 (ties == T are
+ * dropped while m->t < m->rt, counting them in (pre, post) order as
+ * seg_keep does; nx extra columns, a constant at each call site);
+ * returns 1 when the row is complete (m->o = its length). */
+__attribute__((target("avx512f"), always_inline)) static inline int rw_step(rw_stream *m,
+                                                                           __m512i vT, int nx) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     const __m512i one = _mm512_set1_epi32(1);
@@ -499,6 +630,10 @@ __attribute__((target("avx512f"))) static inline int rw_step(rw_stream *m, __m51
     }
     _mm512_storeu_si512((void *)(m->DP + o), _mm512_maskz_compress_epi32(km, pv));
     _mm512_storeu_si512((void *)(m->DW + o), _mm512_maskz_compress_epi32(km, w));
+    for (int a = 0; a < nx; a++) {
+        __m512i xv = _mm512_maskz_loadu_epi32(valid, m->x[a] + j);
+        _mm512_storeu_si512((void *)(m->dx[a] + o), _mm512_maskz_compress_epi32(km, xv));
+    }
     o += __builtin_popcount((unsigned)km);
     j += cnt;
     int end = cnt < 16;
@@ -509,22 +644,39 @@ __attribute__((target("avx512f"))) static inline int rw_step(rw_stream *m, __m51
     }
     m->DP[o] = (cx_index)((uint32_t)m->lim + (uint32_t)j);
     m->DW[o] = m->wn[m->k];
+    for (int a = 0; a < nx; a++)
+        m->dx[a][o] = 0;
     m->o = o + end;
     m->k += end;
     m->lim = m->u[m->k];
     return 0;
 }
 
+/* Run streams A and B to completion, interleaved while both run. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+rw_run_pair(rw_stream *A, rw_stream *B, __m512i vT, int nx) {
+    int fa = 0, fb = 0;
+    while (!(fa | fb)) {
+        fa = rw_step(A, vT, nx);
+        fb = rw_step(B, vT, nx);
+    }
+    while (!fa)
+        fa = rw_step(A, vT, nx);
+    while (!fb)
+        fb = rw_step(B, vT, nx);
+}
+
 /*
- * Two consecutive rows with only the weight column, merged in one loop
- * (as row_merge_avx512 does each): the rows' dependency chains (segment
- * end -> next load) are independent, so they overlap.  u*[c*] ==
- * INT32_MAX.  *tie: ties seen before row a on entry, before the row
- * after b on return (row b starts from *tie plus row a's ties, counted
- * up front while the quota is open).  Returns the lengths in *oa, *ob.
+ * Two consecutive rows merged in one loop (as row_merge_avx512 does
+ * each): the rows' dependency chains (segment end -> next load) are
+ * independent, so they overlap.  u*[c*] == INT32_MAX.  *tie: ties seen
+ * before row a on entry, before the row after b on return (row b starts
+ * from *tie plus row a's ties, counted up front while the quota is open).
+ * The extra columns (0 to 3) select a specialised loop.  Returns the
+ * lengths in *oa, *ob.
  */
 __attribute__((target("avx512f"))) static void
-merge_pair_avx512(const cx_row *ra, cx_row *da, const cx_index *ua, cx_index ca,
+merge_pair_avx512(unsigned cols, const cx_row *ra, cx_row *da, const cx_index *ua, cx_index ca,
                   const cx_real *wa, const cx_row *rb, cx_row *db, const cx_index *ub,
                   cx_index cb, const cx_real *wb, uint32_t T, cx_size *tie, cx_size r_ties,
                   cx_index *oa, cx_index *ob) {
@@ -536,17 +688,19 @@ merge_pair_avx512(const cx_row *ra, cx_row *da, const cx_index *ua, cx_index ca,
             tb += cx_wkey(W[q]) == T;
     }
     rw_stream A, B;
-    rw_stream_init(&A, ra, da, ua, ca, wa, *tie, r_ties);
-    rw_stream_init(&B, rb, db, ub, cb, wb, tb, r_ties);
-    int fa = 0, fb = 0;
-    while (!(fa | fb)) {
-        fa = rw_step(&A, vT);
-        fb = rw_step(&B, vT);
+    int nx = rw_stream_init(&A, cols, ra, da, ua, ca, wa, *tie, r_ties);
+    rw_stream_init(&B, cols, rb, db, ub, cb, wb, tb, r_ties);
+    switch (nx) {
+    case 0:
+        rw_run_pair(&A, &B, vT, 0);
+        break;
+    case 1:
+        rw_run_pair(&A, &B, vT, 1);
+        break;
+    default:
+        rw_run_pair(&A, &B, vT, nx);
+        break;
     }
-    while (!fa)
-        fa = rw_step(&A, vT);
-    while (!fb)
-        fb = rw_step(&B, vT);
     *oa = A.o;
     *ob = B.o;
     *tie = B.t;
@@ -560,13 +714,41 @@ static int rw_have_avx2(void) { return 0; }
 static int rw_have_avx512(void) { return 0; }
 #endif
 
-/* Prefetch a whole row's targets and weights (every row is its own
- * allocation, so the hardware prefetcher starts cold on each; the commit
- * touches the next row while merging this one). */
+/* cx_row_merge_new (storage.h): row_merge_avx512 with a cut that keeps
+ * every old synapse (T = 0: every key is >= 0, NaN's included). */
+int cx_row_merge_new_fast(void) { return rw_have_avx512(); }
+
+cx_index cx_row_merge_new(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u,
+                          cx_index c, const cx_real *wn) {
+#ifdef CX_REWIRE_AVX2
+    cx_size tie = 0;
+    return row_merge_avx512(cols, r, dst, u, c, wn, 0u, &tie, 0);
+#else
+    (void)cols, (void)r, (void)dst, (void)u, (void)c, (void)wn;
+    return 0; /* never called: cx_row_merge_new_fast() is 0 */
+#endif
+}
+
+/* cx_row_merge_new2: two rows at once (merge_pair_avx512, T = 0). */
+void cx_row_merge_new2(unsigned cols, const cx_row *const *r, cx_row *const *dst,
+                       cx_index *const *u, const cx_index *c, cx_real *const *wn, cx_index *o) {
+#ifdef CX_REWIRE_AVX2
+    cx_size tie = 0;
+    merge_pair_avx512(cols, r[0], dst[0], u[0], c[0], wn[0], r[1], dst[1], u[1], c[1], wn[1], 0u,
+                      &tie, 0, &o[0], &o[1]);
+#else
+    (void)cols, (void)r, (void)dst, (void)u, (void)c, (void)wn, (void)o;
+#endif
+}
+
+/* Prefetch the first 256 bytes of a row's targets and weights: every row
+ * is its own allocation, so the hardware prefetcher starts cold on each;
+ * given the head it streams the rest.  (Measured: prefetching whole rows
+ * was ~9% slower, the prefetches stalling on full miss buffers.) */
 static inline void prefetch_row(const cx_row *r) {
     const char *p = (const char *)r->post, *w = (const char *)r->col[CX_COL_WEIGHT];
     size_t bytes = (size_t)r->n * sizeof(cx_real);
-    for (size_t o = 0; o < bytes; o += 64) {
+    for (size_t o = 0; o < bytes && o < 256; o += 64) {
         __builtin_prefetch(p + o);
         __builtin_prefetch(w + o);
     }
@@ -598,26 +780,25 @@ static void fresh_free(cx_row *f) {
 
 /*
  * Steps:
- *   1. the cut (cx_prune_cut, read-only; skipped when nothing or
- *      everything goes);
+ *   1. the cut (cx_prune_cut, read-only; skipped when everything goes),
+ *      with a lower bound low_i of each row's drops;
  *   2. the per-row counts of new synapses: the split tree, its first
  *      levels serially, the subtrees below in parallel;
- *   3. reserve (parallel, rows untouched): every row with n + c_i > cap
- *      gets fresh arrays (drops are not counted: that would cost a pass
- *      over the weights).  Any ENOMEM here frees everything and leaves
- *      the projection untouched.  Fresh arrays follow cx_row_reserve's
- *      growth rule, so the first rewire of an exact-capacity projection
- *      reallocates most rows and later ones run in place.  Per-thread
- *      scratch is sized by the largest row, not by n_post;
+ *   3. reserve (parallel, rows untouched): every row with
+ *      n - low_i + c_i > cap gets fresh arrays.  Any ENOMEM here frees
+ *      everything and leaves the projection untouched.  Fresh arrays
+ *      follow cx_row_reserve's growth rule; with low_i (about all the
+ *      drops) most rows, even of an exact-capacity projection, run in
+ *      place.  Per-thread scratch is sized by the largest row, not by
+ *      n_post;
  *   4. commit (parallel over the same chunks, cannot fail): each row
- *      draws its new positions (per-thread bitmap) and weights from the
- *      stream (seed, i), merges survivors and new synapses in one walk
- *      into the per-thread scratch row: with AVX-512, rows with only the
- *      weight column go two at a time through merge_pair_avx512 (new
- *      weights drawn up front in the same order, branch-free blocks),
- *      others through row_merge_avx512; else row_merge_avx2 when
- *      available,
- *      and copies it back in place or into its fresh arrays (the portable
+ *      draws its new positions (cx_pick_row, per-thread bitmaps) and its
+ *      new weights from two counter-based streams (seed, i), merges
+ *      survivors and new synapses in one walk into the per-thread
+ *      scratch row: with AVX-512, rows go two at a time through
+ *      merge_pair_avx512 (branch-free blocks), a chunk's odd last row
+ *      through row_merge_avx512; else row_merge_avx2 when available; and
+ *      copies it back in place or into its fresh arrays (the portable
  *      path writes fresh arrays directly).
  * Chunks are the prune cut's chunks, so each starts with the number of
  * ties before it.  O(n_synapses + n_pre * n_post / 64)
@@ -638,16 +819,17 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     if (nt > n_pre)
         nt = n_pre;
     cx_status st = CX_ENOMEM;
-    size_t words = ((size_t)n_post + 63) / 64;
+    size_t words = ((size_t)n_post + 63) / 64, swords = (words + 63) / 64;
     cx_size *tb = malloc(((size_t)nt + 1) * sizeof(cx_size));
     cx_size *fp = malloc(((size_t)n_pre + 1) * sizeof(cx_size));
     cx_index *cnt = malloc((size_t)n_pre * sizeof(cx_index));
-    split_task *tasks = malloc(64 * sizeof(split_task));
+    cx_index *low = malloc((size_t)n_pre * sizeof(cx_index)); /* drops, a lower bound */
     cx_row *fresh = calloc((size_t)n_pre, sizeof(cx_row));
-    uint64_t *bits = calloc((size_t)nt * words + 1, sizeof(uint64_t)); /* per thread */
+    /* per thread: a bitmap over the free slots and its word summaries */
+    uint64_t *bits = calloc((size_t)nt * (words + 4 * swords) + 1, sizeof(uint64_t));
     cx_index *ubuf = NULL, *sp = NULL;
     cx_real *sc = NULL, *wbuf = NULL;
-    if (!tb || !fp || !cnt || !tasks || !fresh || !bits)
+    if (!tb || !fp || !cnt || !low || !fresh || !bits)
         goto out;
 
     /* ---- 1. the cut */
@@ -657,25 +839,20 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         T = 0x7f800002u;
         for (int t = 0; t < nt; t++)
             tb[t] = 0;
-    } else if (cx_prune_cut(proj, n, nt, &T, &r_ties, tb) != CX_OK) {
+        for (cx_index i = 0; i < n_pre; i++)
+            low[i] = rows[i].n;
+    } else if (cx_prune_cut(proj, n, nt, &T, &r_ties, tb, low) != CX_OK) {
         goto out;
     }
 
-    /* ---- 2. per-row counts: 6 levels serially, then <= 64 subtrees */
+    /* ---- 2. per-row counts */
     fp[0] = 0;
     for (cx_index i = 0; i < n_pre; i++)
         fp[i + 1] = fp[i] + (n_post - rows[i].n);
-    int nk = 0;
-    split_rows(fp, 0, n_pre, n, 1, seed, 6, cnt, tasks, &nk);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-#endif
-    for (int q = 0; q < nk; q++)
-        split_rows(fp, tasks[q].lo, tasks[q].hi, tasks[q].m, tasks[q].node, seed, -1, cnt, NULL,
-                   NULL);
+    cx_split_rows(fp, n_pre, n, seed, nt, cnt);
 
-    /* per thread, sized by the largest row: new positions (+ sort
-     * scratch) and the scratch row (+ room for 8-lane vector stores) */
+    /* per thread, sized by the largest row: new positions and weights
+     * (+ a sentinel) and the scratch row (+ room for vector stores) */
     cx_index maxc = 0, maxo = 0;
     for (cx_index i = 0; i < n_pre; i++) {
         if (cnt[i] > maxc)
@@ -684,7 +861,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             maxo = rows[i].n + cnt[i];
     }
     size_t nu = (size_t)maxc + 1, ncol = (size_t)maxo + 17;
-    ubuf = malloc((size_t)nt * 4 * nu * sizeof(cx_index));
+    ubuf = malloc((size_t)nt * 2 * nu * sizeof(cx_index));
     wbuf = malloc((size_t)nt * 2 * nu * sizeof(cx_real));
     sp = malloc((size_t)nt * 2 * ncol * sizeof(cx_index));
     sc = malloc((size_t)nt * 2 * ncol * CX_N_COLS * sizeof(cx_real));
@@ -692,9 +869,11 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         goto out;
 
     /* ---- 3. reserve: fresh arrays for every row that may outgrow its
-     * capacity (n + c_i > cap, drops not counted: no pass over the
-     * weights), sized by the growth rule of cx_row_reserve, so the next
-     * rewire of the row usually fits in place */
+     * capacity: n - low_i + c_i > cap, low_i the drops the cut's scan
+     * already counted (the keys below its bracket), so most rows stay in
+     * place; sized by the growth rule of cx_row_reserve and one more
+     * entry (the portable merge writes a dropped synapse before
+     * overwriting it) */
     int fail = 0;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(| : fail)
@@ -704,13 +883,13 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         cx_index_chunk(n_pre, t, nt, &lo, &hi);
         for (cx_index i = lo; i < hi && !fail; i++) {
             cx_row *r = &rows[i];
-            cx_size need = (cx_size)r->n + cnt[i];
+            cx_size need = (cx_size)r->n - low[i] + cnt[i];
             if (need <= r->cap)
                 continue;
             cx_size c2 = (cx_size)r->cap + r->cap / 8 + 4;
             if (c2 > n_post)
                 c2 = n_post; /* need <= n_post: n + c_i <= n + free_i */
-            cx_index cap = (cx_index)(c2 > need ? c2 : need);
+            cx_index cap = (cx_index)(c2 > need + 1 ? c2 : need + 1);
             cx_row *f = &fresh[i];
             f->post = malloc((size_t)cap * sizeof(cx_index));
             int ok = f->post != NULL;
@@ -746,10 +925,10 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         cx_index lo, hi;
         cx_index_chunk(n_pre, t, nt, &lo, &hi);
         cx_size tie = tb[t];
-        uint64_t *bt = bits + (size_t)t * words;
-        /* picks + sort scratch, and new weights, for two rows at a time
-         * (the AVX-512 path); two scratch rows */
-        cx_index *u = ubuf + (size_t)t * 4 * nu, *u2 = u + 2 * nu;
+        uint64_t *bt = bits + (size_t)t * (words + 4 * swords), *sm = bt + words;
+        /* picks and new weights for two rows at a time (the AVX-512
+         * pair path); two scratch rows */
+        cx_index *u = ubuf + (size_t)t * 2 * nu, *u2 = u + nu;
         cx_real *wn = wbuf + (size_t)t * 2 * nu, *wn2 = wn + nu;
         (void)u2;
         (void)wn2;
@@ -762,54 +941,55 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         }
         for (cx_index i = lo; i < hi; i++) {
             cx_row *r = &rows[i];
-            if (i + 1 < hi)
-                prefetch_row(&rows[i + 1]);
-            uint64_t s = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
-            cx_pick_sorted(&s, bt, n_post - r->n, cnt[i], u, u + nu);
             cx_row *f = &fresh[i];
             cx_index o;
+            /* row i's positions and weights: two streams (seed, i) */
+            uint64_t x = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
+            uint64_t xw = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)i);
+            cx_pick_row(&x, bt, sm, swords, n_post - r->n, cnt[i], u);
+            draw_row_weights(init, &xw, wn, cnt[i]);
+            u[cnt[i]] = INT32_MAX;
 #ifdef CX_REWIRE_AVX2
-            if (v512 && cols == 1u && i + 1 < hi) {
+            if (v512 && i + 1 < hi) {
                 /* rows i and i + 1 together */
                 cx_row *r2 = &rows[i + 1];
                 if (i + 2 < hi)
                     prefetch_row(&rows[i + 2]);
-                uint64_t s2 = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)(i + 1));
-                cx_pick_sorted(&s2, bt, n_post - r2->n, cnt[i + 1], u2, u2 + nu);
-                for (cx_index k = 0; k < cnt[i]; k++)
-                    wn[k] = cx_init_draw(init, &s);
-                for (cx_index k = 0; k < cnt[i + 1]; k++)
-                    wn2[k] = cx_init_draw(init, &s2);
-                u[cnt[i]] = INT32_MAX;
+                if (i + 3 < hi)
+                    prefetch_row(&rows[i + 3]);
+                uint64_t x2 = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)(i + 1));
+                uint64_t xw2 = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)(i + 1));
+                cx_pick_row(&x2, bt, sm, swords, n_post - r2->n, cnt[i + 1], u2);
+                draw_row_weights(init, &xw2, wn2, cnt[i + 1]);
                 u2[cnt[i + 1]] = INT32_MAX;
                 cx_index o2;
-                merge_pair_avx512(r, &scr, u, cnt[i], wn, r2, &scr2, u2, cnt[i + 1], wn2, T, &tie,
-                                  r_ties, &o, &o2);
+                merge_pair_avx512(cols, r, &scr, u, cnt[i], wn, r2, &scr2, u2, cnt[i + 1], wn2, T,
+                                  &tie, r_ties, &o, &o2);
                 commit_row(cols, r, f, &scr, o);
                 commit_row(cols, r2, &fresh[i + 1], &scr2, o2);
                 i++;
                 continue;
             }
-            if (v512) {
-                /* the new weights, drawn in the order row_merge draws them */
-                for (cx_index k = 0; k < cnt[i]; k++)
-                    wn[k] = cx_init_draw(init, &s);
-                u[cnt[i]] = INT32_MAX;
+#endif
+            if (i + 1 < hi)
+                prefetch_row(&rows[i + 1]);
+#ifdef CX_REWIRE_AVX2
+            if (v512)
                 o = row_merge_avx512(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties);
-            } else if (vt) /* merged in the scratch row (vector stores need room) */
-                o = row_merge_avx2(cols, r, &scr, u, cnt[i], init, &s, T, &tie, r_ties, vt);
+            else if (vt) /* merged in the scratch row (vector stores need room) */
+                o = row_merge_avx2(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties, vt);
             else
 #endif
             if (f->cap > 0) {
                 /* straight into the fresh arrays (room: a dropped entry is
-                 * written at o < n + c_i <= cap), then install them */
-                o = row_merge(cols, r, f, u, cnt[i], init, &s, T, &tie, r_ties);
+                 * written at o <= the new length < cap), then install them */
+                o = row_merge(cols, r, f, u, cnt[i], wn, T, &tie, r_ties);
                 cx_row_free(r);
                 *r = *f;
                 r->n = o;
                 continue;
             } else {
-                o = row_merge(cols, r, &scr, u, cnt[i], init, &s, T, &tie, r_ties);
+                o = row_merge(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties);
             }
             /* install: fresh arrays or in place */
             commit_row(cols, r, f, &scr, o);
@@ -820,7 +1000,7 @@ out:
     free(tb);
     free(fp);
     free(cnt);
-    free(tasks);
+    free(low);
     free(fresh);
     free(bits);
     free(ubuf);

@@ -77,6 +77,41 @@ void cx_pick_sorted(uint64_t *s, uint64_t *bits, cx_index n, cx_index k, cx_inde
                     cx_index *tmp);
 
 /*
+ * cnt[i] = how many of n new synapses row i gets when n absent slots are
+ * drawn uniformly: an exact multivariate hypergeometric split over the
+ * rows' free-slot counts, given as prefix sums fp[n_pre + 1] (rewire.c).
+ * Each node of a fixed binary tree over the rows draws from its own
+ * stream of seed, so the result does not depend on nt.  Requires
+ * 0 <= n <= fp[n_pre].  Never allocates.  O(n_pre) draws
+ */
+void cx_split_rows(const cx_size *fp, cx_index n_pre, cx_size n, uint64_t seed, int nt,
+                   cx_index *cnt);
+
+/*
+ * u[k] = k distinct values drawn uniformly from [0, n), ascending, from
+ * the counter-based (splitmix64) stream *x (rewire.c).  bits[(n + 63) / 64]
+ * and sum[4 * sw], sw = (n + 4095) / 4096, are scratch, zero on entry and
+ * on exit.  O(k + n / 4096) (dense picks, 2k > n: cx_pick_sorted)
+ */
+void cx_pick_row(uint64_t *x, uint64_t *bits, uint64_t *sum, size_t sw, cx_index n, cx_index k,
+                 cx_index *u);
+
+/*
+ * Row r plus c new synapses -- the u[k]-th absent ids, u ascending, with
+ * u[c] == INT32_MAX, weights wn[c], 0 in the other columns -- written to
+ * dst (every enabled column, room for r->n + c + 16 entries; not r).
+ * Returns the new length, r->n + c.  The AVX-512 merge of rewire.c:
+ * callable only when cx_row_merge_new_fast() is 1.
+ */
+int cx_row_merge_new_fast(void);
+cx_index cx_row_merge_new(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u,
+                          cx_index c, const cx_real *wn);
+/* The same for rows r[0] and r[1] at once (their work overlaps): into
+ * dst[q] from u[q], c[q], wn[q]; lengths in o[q]. */
+void cx_row_merge_new2(unsigned cols, const cx_row *const *r, cx_row *const *dst,
+                       cx_index *const *u, const cx_index *c, cx_real *const *wn, cx_index *o);
+
+/*
  * Stable LSD radix sort of key[n] ascending, carrying val[n] along
  * (val may be NULL).  Only the low `bits` bits of each key may be set.
  * scratch[n] is used if given (else allocated).  Each pass uses
@@ -109,11 +144,13 @@ static inline void cx_index_chunk(cx_index n_pre, int t, int nt, cx_index *lo, c
  * drop are every one with cx_wkey(w) < *T plus, among those with
  * cx_wkey(w) == *T, the first *r_ties in (pre, post) order; tb[t] gets the
  * number of keys == *T in the chunks before t (all 0 when *r_ties == 0).
+ * low[n_pre] (may be NULL) gets a lower bound of each row's drops (the
+ * keys below the sampled bracket, or 0).
  * Requires 0 < n < n_synapses and 1 <= nt <= max(n_pre, 1); tb[nt].
  * Errors: ENOMEM (nothing changed).
  */
 cx_status cx_prune_cut(const cx_proj *proj, cx_size n, int nt, uint32_t *T, cx_size *r_ties,
-                       cx_size *tb);
+                       cx_size *tb, cx_index *low);
 
 /* The pruning key of a weight (edit.c's order): NaN -> 0, else the bits
  * of |w| plus one, so cx_wkey(a) < cx_wkey(b) <=> |a| < |b|. */

@@ -12,7 +12,8 @@
  *   - leave the projection identical on EINVAL / ENOSPACE / ENOMEM (with
  *     allocation-failure injection: link with -Wl,--wrap=malloc,...).
  * Plus a chi-square check that new synapses spread uniformly over the
- * free slots (per row and per column).
+ * free slots (per row and per column), and cx_pick_row (the per-row
+ * sampler rewire, grow and sample_absent share) against its definition.
  *
  * Build and run: tests/c/run.sh
  */
@@ -23,6 +24,7 @@
 
 #include "connectome.h"
 #include "internal.h"
+#include "storage.h"
 
 /* ------------------------------------------------ allocation injection */
 #ifdef CX_TEST_WRAP
@@ -454,6 +456,79 @@ static void test_uniformity(void) {
     cx_proj_free(base);
 }
 
+/*
+ * cx_pick_row against its definition: k distinct values of [0, n),
+ * ascending, scratch bitmaps zero again on exit, the same output for the
+ * same stream; sparse (2k <= n: bitmap + word summary) and dense (2k > n)
+ * cases, n around the 64- and 4096-bit word edges.  Then a chi-square
+ * over the values: each of n values is picked with probability k / n.
+ */
+static void test_pick_row(void) {
+    const cx_index ns[] = {1, 2, 63, 64, 65, 100, 4095, 4096, 4097, 9000, 20000};
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
+        cx_index n = ns[a];
+        size_t words = ((size_t)n + 63) / 64, sw = (words + 63) / 64;
+        uint64_t *bits = calloc(words + 1, sizeof(uint64_t));
+        uint64_t *sum = calloc(4 * sw + 1, sizeof(uint64_t));
+        cx_index *u = malloc(((size_t)n + 1) * sizeof(cx_index));
+        cx_index *v = malloc(((size_t)n + 1) * sizeof(cx_index));
+        const cx_index ks[] = {0, 1, 2, n / 3, n / 2, n / 2 + 1, n - 1, n};
+        for (size_t b = 0; b < sizeof ks / sizeof ks[0]; b++) {
+            cx_index k = ks[b];
+            if (k < 0 || k > n)
+                continue;
+            uint64_t x = cx_rng_stream(0x1234u + (uint64_t)a, (uint64_t)b), x2 = x;
+            cx_pick_row(&x, bits, sum, sw, n, k, u);
+            for (cx_index q = 0; q < k; q++) {
+                CHECK(u[q] >= 0 && u[q] < n);
+                if (q > 0)
+                    CHECK(u[q - 1] < u[q]); /* ascending, so distinct */
+            }
+            int clean = 1;
+            for (size_t w = 0; w < words; w++)
+                clean &= bits[w] == 0;
+            for (size_t w = 0; w < 4 * sw; w++)
+                clean &= sum[w] == 0;
+            CHECK(clean);
+            cx_pick_row(&x2, bits, sum, sw, n, k, v); /* same stream, same picks */
+            CHECK(k == 0 || memcmp(u, v, (size_t)k * sizeof(cx_index)) == 0);
+        }
+        free(bits);
+        free(sum);
+        free(u);
+        free(v);
+    }
+    /* uniformity: R draws of k of n (sparse, and dense through the
+     * fallback), counts per value against R k / n */
+    const cx_index cases[2][2] = {{5000, 40}, {300, 200}};
+    for (int e = 0; e < 2; e++) {
+        cx_index n = cases[e][0], k = cases[e][1];
+        const int R = 4000;
+        size_t words = ((size_t)n + 63) / 64, sw = (words + 63) / 64;
+        uint64_t *bits = calloc(words + 1, sizeof(uint64_t));
+        uint64_t *sum = calloc(4 * sw + 1, sizeof(uint64_t));
+        cx_index *u = malloc(((size_t)k + 1) * sizeof(cx_index));
+        long *cnt = calloc((size_t)n, sizeof(long));
+        for (int r = 0; r < R; r++) {
+            uint64_t x = cx_rng_stream(77u + (uint64_t)e, (uint64_t)r);
+            cx_pick_row(&x, bits, sum, sw, n, k, u);
+            for (cx_index q = 0; q < k; q++)
+                cnt[u[q]]++;
+        }
+        double ex = (double)R * k / n, chi = 0;
+        for (cx_index q = 0; q < n; q++)
+            chi += (cnt[q] - ex) * (cnt[q] - ex) / ex;
+        /* finite-population correction: var = ex (1 - k / n) */
+        chi /= 1.0 - (double)k / n;
+        double df = n - 1, z = (chi - df) / sqrt(2 * df);
+        CHECK(fabs(z) < 5.0);
+        free(bits);
+        free(sum);
+        free(u);
+        free(cnt);
+    }
+}
+
 int main(int argc, char **argv) {
     int cases = argc > 1 ? atoi(argv[1]) : 400;
     test_errors();
@@ -461,6 +536,7 @@ int main(int argc, char **argv) {
     test_large();
     test_wide();
     test_uniformity();
+    test_pick_row();
     printf("test_rewire: %ld checks, %ld failures (openmp %s, injection %s)\n", n_checks, n_fail,
 #ifdef _OPENMP
            "on",
