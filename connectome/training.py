@@ -287,6 +287,7 @@ def fit(
     progress: bool = True,
     seed: int | None = None,
     shuffle: bool = True,
+    drop_last: bool = False,
     lr_schedule: Callable[[int], float] | None = None,
 ) -> History:
     """Train net on (X, y) with mini-batches, applying plasticity rules on schedule.
@@ -349,6 +350,11 @@ def fit(
         generator, so a network built with a seed trains reproducibly.
     shuffle : bool
         Reshuffle the samples every epoch (default); False keeps their order.
+    drop_last : bool
+        False (default): the last batch of an epoch holds the remaining
+        ``n % batch_size`` samples.  True: every batch is full and those
+        samples sit the epoch out (a different few each epoch when
+        shuffling), as PyTorch's ``DataLoader(drop_last=True)``.
     lr_schedule : callable or None
         ``lr_schedule(epoch) -> lr`` (epoch from 1), set as ``optimizer.lr``
         at the start of each epoch, as Keras' LearningRateScheduler does; e.g.
@@ -376,6 +382,7 @@ def fit(
     batch_size = _as_int("batch_size", batch_size, 1)
     progress = _as_bool("progress", progress)
     shuffle = _as_bool("shuffle", shuffle)
+    drop_last = _as_bool("drop_last", drop_last)
     if seed is not None:
         seed = _as_seed("seed", seed)
     if isinstance(loss, str) and loss not in _losses.LOSSES:
@@ -402,6 +409,11 @@ def fit(
         if isinstance(bound, Network) and bound is not net:
             raise ValueError("optimizer was built for another network: expected one built with this net")
     rules = _rules(plasticity)
+    if drop_last and n < batch_size:
+        raise ValueError(
+            f"drop_last=True with batch_size={batch_size} > {n} samples would train on nothing: "
+            "expected batch_size <= the number of samples"
+        )
     if lr_schedule is not None:
         if not callable(lr_schedule):
             raise TypeError(f"lr_schedule must be a callable epoch -> lr, got {_describe(lr_schedule)}")
@@ -432,7 +444,8 @@ def fit(
     if seed is None:
         seed = net._draw_seed()
     rng = np.random.default_rng(seed)
-    steps = -(-n // batch_size)
+    steps = n // batch_size if drop_last else -(-n // batch_size)
+    n_used = steps * batch_size if drop_last else n  # samples seen per epoch
     history = History(k for k in _KEYS if (k != "accuracy" or classify) and (not k.startswith("val") or val))
     if val is not None and not classify:
         history.history.pop("val_accuracy", None)
@@ -490,9 +503,9 @@ def fit(
                         )
                     if bar is not None:
                         bar.update(1)
-                logs: dict[str, Any] = {"loss": loss_sum / n}
+                logs: dict[str, Any] = {"loss": loss_sum / n_used}
                 if classify:
-                    logs["accuracy"] = correct / n
+                    logs["accuracy"] = correct / n_used
                 if val is not None:
                     Xv, yv, yv_cls = val
                     pv = net.predict(Xv, batch_size=max(256, batch_size))

@@ -398,6 +398,7 @@ def test_diverging_loss_raises_floating_point_error():
         ({"seed": -1}, ValueError, "seed=-1 is out of range"),
         ({"seed": 1.0}, TypeError, "seed must be an integer"),
         ({"lr_schedule": 0.1}, TypeError, "lr_schedule must be a callable"),
+        ({"drop_last": 1}, TypeError, "drop_last must be a bool"),
     ],
 )
 def test_bad_arguments_leave_the_network_unchanged(kwargs, exc, match):
@@ -414,6 +415,32 @@ def test_bad_arguments_leave_the_network_unchanged(kwargs, exc, match):
         fit(net, **args)
     assert_same_snapshot(before, snapshot(net))
     assert net._rng.bit_generator.state == state and net.training is False
+
+
+def test_drop_last_trains_on_full_batches_only():
+    X, y = blobs(n=50)
+    net = make_net()
+    rec = Recorder(every=1)
+    h = fit(
+        net,
+        X,
+        y,
+        epochs=2,
+        batch_size=16,
+        optimizer=SGD(net, lr=0.01),
+        plasticity=[rec],
+        progress=False,
+        seed=0,
+        drop_last=True,
+    )
+    steps = [c for c in rec.calls if c[0] == "step"]
+    assert [c[1] for c in steps] == list(range(1, 7))  # 50 // 16 = 3 steps per epoch
+    assert all(len(c[3][0]) == 16 for c in steps)  # every batch full
+    assert len(h) == 2 and np.isfinite(h["loss"]).all() and all(0 <= a <= 1 for a in h["accuracy"])
+    before = snapshot(net)
+    with pytest.raises(ValueError, match="drop_last=True with batch_size=64 > 50 samples"):
+        fit(net, X, y, batch_size=64, optimizer=SGD(net, lr=0.01), progress=False, drop_last=True)
+    assert_same_snapshot(before, snapshot(net))
 
 
 def test_lr_schedule_sets_the_learning_rate_each_epoch():
