@@ -439,7 +439,8 @@ class Population:
         if self.is_output:
             role.append("output")
         role_s = f", {'/'.join(role)}" if role else ""
-        return f"Population({self._name!r}, size={self._size}, activation={self._activation!r}{role_s})"
+        drop = f", dropout={self._dropout:g}" if self._dropout else ""
+        return f"Population({self._name!r}, size={self._size}, activation={self._activation!r}{drop}{role_s})"
 
 
 # ------------------------------------------------------------------- Projection
@@ -1461,6 +1462,8 @@ class Network:
                 role = "input" if p.is_input else ("output" if p.is_output else "hidden")
                 if p.is_input and p.is_output:
                     role = "input/output"
+                if p.dropout:
+                    role += f", dropout {p.dropout:g}"
                 lines.append(f"{p.name:<{w}}  {p.size:>10,}  {p.activation:<10}  {role}")
         if self._projections:
             labels = [f"{q.pre.name} -> {q.post.name}" for q in self._projections]

@@ -113,6 +113,10 @@ def test_dropout_argument_and_property_are_checked():
             pop.dropout = bad
     assert "c" not in net and list(net.populations) == ["a", "b"]
     assert pop.dropout == 0.25
+    assert "dropout=0.25" in repr(pop) and "dropout" not in repr(net["b"])
+    net.connect("a", "b", fanout=2)
+    rows = {line.split()[0]: line for line in net.summary().splitlines()[3:5]}
+    assert "dropout 0.25" in rows["a"] and "dropout" not in rows["b"]
     pop.dropout = 0
     assert pop.dropout == 0.0 and isinstance(pop.dropout, float)
 
