@@ -839,9 +839,9 @@ static inline void prefetch_row(const cx_row *r) {
 }
 
 /* Install row i's result from the scratch row scr (length o): its fresh
- * arrays if it has them, else in place. */
+ * arrays f if it has them (else NULL), else in place. */
 static void commit_row(unsigned cols, cx_row *r, cx_row *f, const cx_row *scr, cx_index o) {
-    if (f->cap > 0) {
+    if (f) {
         cx_row_free(r);
         *r = *f;
     }
@@ -911,7 +911,10 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     cx_size *fp = malloc(((size_t)n_pre + 1) * sizeof(cx_size));
     cx_index *cnt = malloc((size_t)n_pre * sizeof(cx_index));
     cx_index *low = malloc((size_t)n_pre * sizeof(cx_index)); /* drops, a lower bound */
-    cx_row *fresh = calloc((size_t)n_pre, sizeof(cx_row));
+    /* fresh[i] is set only for the rows marked low[i] = -1 by the reserve
+     * (a few): not zeroed, so its pages are touched only there (a fresh
+     * calloc of n_pre entries cost page faults on every call) */
+    cx_row *fresh = malloc((size_t)n_pre * sizeof(cx_row));
     /* per thread: a bitmap over the free slots and its word summaries */
     uint64_t *bits = calloc((size_t)nt * (words + 4 * swords) + 1, sizeof(uint64_t));
     cx_index *ubuf = NULL, *sp = NULL;
@@ -979,6 +982,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 c2 = n_post; /* need <= n_post: n + c_i <= n + free_i */
             cx_index cap = (cx_index)(c2 > need + 1 ? c2 : need + 1);
             cx_row *f = &fresh[i];
+            memset(f, 0, sizeof(*f));
+            low[i] = -1; /* low_i is not used after this: row i has fresh[i] */
             f->post = malloc((size_t)cap * sizeof(cx_index));
             int ok = f->post != NULL;
             for (int a = 0; a < CX_N_COLS; a++)
@@ -992,7 +997,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     }
     if (fail) {
         for (cx_index i = 0; i < n_pre; i++)
-            fresh_free(&fresh[i]);
+            if (low[i] < 0)
+                fresh_free(&fresh[i]);
         goto out;
     }
 
@@ -1029,7 +1035,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         }
         for (cx_index i = lo; i < hi; i++) {
             cx_row *r = &rows[i];
-            cx_row *f = &fresh[i];
+            cx_row *f = low[i] < 0 ? &fresh[i] : NULL;
             cx_index o;
             /* row i's positions and weights: two streams (seed, i) */
             uint64_t x = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
@@ -1059,7 +1065,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 merge_pair_avx512(cols, r, &scr, u, cnt[i], wn, r2, &scr2, u2, cnt[i + 1], wn2, T,
                                   &tie, r_ties, &o, &o2, &pf);
                 commit_row(cols, r, f, &scr, o);
-                commit_row(cols, r2, &fresh[i + 1], &scr2, o2);
+                commit_row(cols, r2, low[i + 1] < 0 ? &fresh[i + 1] : NULL, &scr2, o2);
                 i++;
                 continue;
             }
@@ -1073,7 +1079,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 o = row_merge_avx2(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties, vt);
             else
 #endif
-            if (f->cap > 0) {
+            if (f) {
                 /* straight into the fresh arrays (room: a dropped entry is
                  * written at o <= the new length < cap), then install them */
                 o = row_merge(cols, r, f, u, cnt[i], wn, T, &tie, r_ties);
