@@ -752,7 +752,7 @@ static cx_size bin_total(const cx_size *hist, int nt, uint32_t d) {
 
 #define SAMPLE_GROUPS 4096 /* sample: groups of SAMPLE_RUN consecutive keys */
 #define SAMPLE_RUN 16      /* one cache line of weights per group */
-_Static_assert(SAMPLE_GROUPS * SAMPLE_RUN <= SEL_BINS, "the sample sorts through h[SEL_BINS]");
+_Static_assert(2 * SAMPLE_GROUPS <= SEL_BINS, "the groups are located in h[SEL_BINS]");
 
 /*
  * The k-th smallest (0-based, k < total) of the keys held in nseg segments
@@ -788,7 +788,8 @@ static uint32_t kth_key(uint32_t *const *a, const cx_size *len, int nseg, cx_siz
  */
 static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo,
                          uint32_t khi, uint32_t *buf, cx_size cap, cx_size *below,
-                         cx_size *c_in, cx_index *low) {
+                         cx_size *c_in, cx_index *low, cx_split_iter *it,
+                         cx_index *cnt) {
     const uint32_t span = khi - klo;
     const int32_t slo = (int32_t)(klo < 0x7f800002u ? klo : 0x7f800002u);
     const int32_t shi = (int32_t)(khi < 0x7f800002u ? khi : 0x7f800002u);
@@ -799,6 +800,8 @@ static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t 
         cx_size b0 = b;
         if (i + 1 < hi)
             prefetch_row_head(&rows[i + 1], 0);
+        if (it) /* the row split's draws for row i (compute) while row i + 1's head loads */
+            cnt[i] = cx_split_next(it, i);
 #ifdef __SSE2__
         /* 4 keys at a time (keys < 2^31: signed compares): count the keys
          * below, then collect the lanes inside the bracket (rare) */
@@ -857,7 +860,8 @@ static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t 
  */
 __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo,
                          uint32_t khi, uint32_t *buf, cx_size cap, cx_size *below,
-                         cx_size *c_in, cx_index *low) {
+                         cx_size *c_in, cx_index *low, cx_split_iter *it,
+                         cx_index *cnt) {
     const uint32_t span = khi - klo;
     const int32_t slo = (int32_t)(klo < 0x7f800002u ? klo : 0x7f800002u);
     const int32_t shi = (int32_t)(khi < 0x7f800002u ? khi : 0x7f800002u);
@@ -868,6 +872,8 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
         cx_size b0 = b;
         if (i + 1 < hi)
             prefetch_row_head(&rows[i + 1], 0);
+        if (it) /* the row split's draws for row i (compute) while row i + 1's head loads */
+            cnt[i] = cx_split_next(it, i);
 #if 1
         /* 8 keys at a time (keys < 2^31: signed compares): count the keys
          * below, then collect the lanes inside the bracket (rare) */
@@ -875,7 +881,21 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
         const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
         const __m256i one = _mm256_set1_epi32(1);
         __m256i vb = _mm256_setzero_si256();
+        /* paced prefetch of row i + 1's weights past its head: a line
+         * every other step (64 bytes per 8 keys read, about one row
+         * ahead); the hardware prefetcher restarts cold on each row's
+         * allocation and, given only the head, streams it late */
+        uintptr_t pf = 0, pfe = 0; /* addresses: may run past the array */
+        if (i + 1 < hi) {
+            pf = (uintptr_t)rows[i + 1].col[CX_COL_WEIGHT];
+            pfe = pf + (uintptr_t)rows[i + 1].n * sizeof(cx_real);
+            pf += 512;
+        }
         for (; j + 8 <= n; j += 8) {
+            if (pf < pfe) {
+                __builtin_prefetch((const void *)pf);
+                pf += 32; /* each line twice: simpler than pacing by two */
+            }
             __m256i u = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(W + j)), abs);
             __m256i k = _mm256_andnot_si256(_mm256_cmpgt_epi32(u, inf), _mm256_add_epi32(u, one));
             __m256i lt = _mm256_cmpgt_epi32(vlo, k);
@@ -921,31 +941,6 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
 #endif
 
 /*
- * Sort the sample a[n] ascending: LSD radix on 8-bit digits through
- * tmp[n], skipping a digit every key shares.  Both bracket ends are then
- * read off by rank.  O(n)
- */
-static void sort_sample(uint32_t *a, uint32_t *tmp, cx_size n) {
-    uint32_t *src = a, *dst = tmp;
-    for (int sh = 0; sh < 32 && n > 0; sh += 8) {
-        cx_size c[257] = {0};
-        for (cx_size q = 0; q < n; q++)
-            c[((src[q] >> sh) & 255u) + 1]++;
-        if (c[((src[0] >> sh) & 255u) + 1] == n)
-            continue;
-        for (int b = 0; b < 256; b++)
-            c[b + 1] += c[b];
-        for (cx_size q = 0; q < n; q++)
-            dst[c[(src[q] >> sh) & 255u]++] = src[q];
-        uint32_t *x = src;
-        src = dst;
-        dst = x;
-    }
-    if (src != a)
-        memcpy(a, src, (size_t)n * sizeof(uint32_t));
-}
-
-/*
  * Find the exact cut of prune_count(n) with one read-only pass over the
  * weights: a deterministic sample of the keys (SAMPLE_GROUPS runs of
  * SAMPLE_RUN consecutive keys, evenly spaced in export order, or every key
@@ -960,7 +955,8 @@ static void sort_sample(uint32_t *a, uint32_t *tmp, cx_size n) {
  * chunks before t (only when *r_ties > 0).
  */
 static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T,
-                             cx_size *r_ties, cx_size *tb, int avx2, cx_index *low) {
+                             cx_size *r_ties, cx_size *tb, int avx2, cx_index *low,
+                             cx_split_job *sj) {
     (void)avx2; /* unused without the x86-64 vector paths */
     const cx_row *rows = proj->rows;
     cx_index n_pre = proj->n_pre;
@@ -980,28 +976,41 @@ static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T
             for (cx_index j = 0; j < rows[i].n; j++)
                 smp[S++] = wkey(rows[i].col[CX_COL_WEIGHT][j]);
     } else {
+        /* locate the groups first (row, offset: in h, free until the
+         * sort), then gather them with prefetches 16 groups ahead: each
+         * group is a cache miss, and one at a time they were ~0.4 ms */
+        uint32_t *gr = h, *go = h + SAMPLE_GROUPS;
         cx_index i = 0;
         cx_size base = 0; /* export position of row i's first synapse */
         for (cx_size g = 0; g < SAMPLE_GROUPS; g++) {
             cx_size pos = (2 * g + 1) * (N / 2) / SAMPLE_GROUPS; /* ascending */
             while (base + rows[i].n <= pos)
                 base += rows[i++].n;
-            const cx_real *W = rows[i].col[CX_COL_WEIGHT];
-            cx_index j = (cx_index)(pos - base), e = j + SAMPLE_RUN;
-            if (e > rows[i].n)
-                e = rows[i].n;
+            gr[g] = (uint32_t)i;
+            go[g] = (uint32_t)(pos - base);
+        }
+        for (cx_size g = 0; g < SAMPLE_GROUPS; g++) {
+            if (g + 16 < SAMPLE_GROUPS)
+                __builtin_prefetch(rows[gr[g + 16]].col[CX_COL_WEIGHT] + go[g + 16]);
+            const cx_real *W = rows[gr[g]].col[CX_COL_WEIGHT];
+            cx_index j = (cx_index)go[g], e = j + SAMPLE_RUN;
+            if (e > rows[gr[g]].n)
+                e = rows[gr[g]].n;
             for (; j < e; j++)
                 smp[S++] = wkey(W[j]);
         }
     }
-    sort_sample(smp, h, S); /* S <= SEL_BINS: h is the scratch */
     double q = (double)n / (double)N, rk = q * (double)S;
     double d = 4.5 * sqrt((double)S * q * (1.0 - q)) + (double)S / 1024.0 + 8.0;
     double rlo = floor(rk - d), rhi = ceil(rk + d);
     if (S == N) /* the sample is everything: the bracket is exact */
         rlo = rhi = (double)(n - 1);
-    uint32_t klo = rlo < 0 ? 0u : smp[(cx_size)rlo];
-    uint32_t khi = rhi >= (double)S ? UINT32_MAX : smp[(cx_size)rhi];
+    /* the two order statistics by histogram select (no full sort: it
+     * was ~0.5 ms of serial time); h is free once the groups are read */
+    uint32_t *sseg[1] = {smp};
+    cx_size slen[1] = {S};
+    uint32_t klo = rlo < 0 ? 0u : kth_key(sseg, slen, 1, (cx_size)rlo, h);
+    uint32_t khi = rhi >= (double)S ? UINT32_MAX : kth_key(sseg, slen, 1, (cx_size)rhi, h);
 #ifdef CX_STORAGE_TEST_ALT
     if (n & 4) /* test hook: a bracket past every key misses the cut */
         klo = khi = 0x7f800002u;
@@ -1035,15 +1044,22 @@ static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T
     for (int t = 0; t < nt; t++) {
         cx_index lo, hi;
         chunk_rows(n_pre, t, nt, &lo, &hi);
+        cx_split_iter it, *itp = NULL; /* the chunk's own row split (rewire) */
+        if (sj) {
+            cx_split_iter_init(&it, sj->fp, n_pre, sj->n, sj->seed);
+            itp = &it;
+        }
 #ifdef CX_PRUNE_AVX2
         if (avx2)
             bracket_scan_avx2(rows, lo, hi, klo, khi, seg[t], cnt[t], &cnt[nt + t],
-                              &cnt[2 * nt + t], low);
+                              &cnt[2 * nt + t], low, itp, sj ? sj->cnt : NULL);
         else
 #endif
             bracket_scan(rows, lo, hi, klo, khi, seg[t], cnt[t], &cnt[nt + t],
-                         &cnt[2 * nt + t], low);
+                         &cnt[2 * nt + t], low, itp, sj ? sj->cnt : NULL);
     }
+    if (sj) /* every row's count is drawn, whatever the bracket gave */
+        sj->done = 1;
     cx_size B = 0, C = 0;
     int over = 0;
     for (int t = 0; t < nt; t++) {
@@ -1143,7 +1159,7 @@ cx_status cx_proj_prune_count(cx_proj *proj, cx_size n, int n_threads, cx_size *
         cx_size *tb0 = malloc(((size_t)nt + 1) * sizeof(cx_size));
         uint32_t T;
         cx_size r_ties;
-        if (tb0 && prune_cut_sampled(proj, n, nt, &T, &r_ties, tb0, vt != NULL, NULL)) {
+        if (tb0 && prune_cut_sampled(proj, n, nt, &T, &r_ties, tb0, vt != NULL, NULL, NULL)) {
             /* commit: one compaction pass, parallel over the chunks */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : removed)
@@ -1489,12 +1505,12 @@ cx_status cx_proj_remove_post(cx_proj *proj, cx_index n, const cx_index *idx, in
  * when only some ties go, one pass counting the ties per chunk.
  */
 cx_status cx_prune_cut(const cx_proj *proj, cx_size n, int nt, uint32_t *T, cx_size *r_ties,
-                       cx_size *tb, cx_index *low) {
+                       cx_size *tb, cx_index *low, cx_split_job *sj) {
     const cx_row *rows = proj->rows;
     cx_index n_pre = proj->n_pre;
     for (int t = 0; t < nt; t++)
         tb[t] = 0;
-    if (prune_cut_sampled(proj, n, nt, T, r_ties, tb, have_avx2(), low))
+    if (prune_cut_sampled(proj, n, nt, T, r_ties, tb, have_avx2(), low, sj))
         return CX_OK;
     if (low) /* the histogram path gives no per-row bound */
         memset(low, 0, (size_t)n_pre * sizeof(cx_index));

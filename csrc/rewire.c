@@ -152,6 +152,46 @@ void cx_split_rows(const cx_size *fp, cx_index n_pre, cx_size n, uint64_t seed, 
                    NULL);
 }
 
+/* cx_split_iter_init (storage.h): the root on the stack. */
+void cx_split_iter_init(cx_split_iter *it, const cx_size *fp, cx_index n_pre, cx_size n,
+                        uint64_t seed) {
+    it->fp = fp;
+    it->seed = seed;
+    it->sp = 0;
+    if (n_pre > 0)
+        it->st[it->sp++] = (cx_split_node){0, n_pre, n, 1};
+}
+
+/*
+ * cx_split_next (storage.h): split_rows' depth-first walk with an explicit
+ * stack, stopping at each leaf.  A node is drawn exactly as split_rows
+ * draws it (same stream, same N, K, m); nodes that end before row i are
+ * dropped undrawn (their draws decide nothing for rows >= i).
+ */
+cx_index cx_split_next(cx_split_iter *it, cx_index i) {
+    const cx_size *fp = it->fp;
+    while (it->sp > 0) {
+        cx_split_node t = it->st[--it->sp];
+        if (t.hi <= i)
+            continue;
+        if (t.hi - t.lo == 1)
+            return (cx_index)t.m;
+        cx_index mid = t.lo + (t.hi - t.lo) / 2;
+        cx_size tot = fp[t.hi] - fp[t.lo], left = fp[mid] - fp[t.lo], ml;
+        if (t.m == 0)
+            ml = 0;
+        else if (t.m == tot)
+            ml = left;
+        else {
+            uint64_t s = cx_rng_stream(it->seed ^ CX_DOM_RWSPLIT, t.node);
+            ml = hyper_draw(&s, tot, left, t.m);
+        }
+        it->st[it->sp++] = (cx_split_node){mid, t.hi, t.m - ml, 2 * t.node + 1};
+        it->st[it->sp++] = (cx_split_node){t.lo, mid, ml, 2 * t.node};
+    }
+    return 0; /* i >= n_pre: not asked */
+}
+
 /* ====================================================== per-row draws */
 
 /*
@@ -652,18 +692,62 @@ __attribute__((target("avx512f"), always_inline)) static inline int rw_step(rw_s
     return 0;
 }
 
-/* Run streams A and B to completion, interleaved while both run. */
+/*
+ * Paced prefetch of the rows merged next: one line of each of their
+ * arrays per step of the pair loop, which consumes about one line of
+ * each array of the current rows, so the next rows arrive in time
+ * without a burst of misses (a whole-row burst stalls on full miss
+ * buffers; the hardware prefetcher restarts cold on each allocation).
+ */
+typedef struct {
+    uintptr_t p[2 * (CX_N_COLS + 1)], e[2 * (CX_N_COLS + 1)]; /* may run past */
+    int n;
+} rw_pf;
+
+/* Queue row r's arrays (post, enabled columns) past their first `skip`
+ * bytes. */
+static inline void rw_pf_row(rw_pf *f, unsigned cols, const cx_row *r, size_t skip) {
+    size_t bytes = (size_t)r->n * sizeof(cx_real);
+    if (bytes <= skip)
+        return;
+    f->p[f->n] = (uintptr_t)r->post + skip;
+    f->e[f->n++] = (uintptr_t)r->post + bytes;
+    for (int a = 0; a < CX_N_COLS; a++)
+        if ((cols >> a) & 1u) {
+            f->p[f->n] = (uintptr_t)r->col[a] + skip;
+            f->e[f->n++] = (uintptr_t)r->col[a] + bytes;
+        }
+}
+
+static inline void rw_pf_step(rw_pf *f) {
+    for (int k = 0; k < f->n; k++)
+        if (f->p[k] < f->e[k]) {
+            __builtin_prefetch((const void *)f->p[k]);
+            f->p[k] += 64;
+        }
+}
+
+/* Run streams A and B to completion, interleaved while both run; pf (may
+ * be NULL) advances one line per step. */
 __attribute__((target("avx512f"), always_inline)) static inline void
-rw_run_pair(rw_stream *A, rw_stream *B, __m512i vT, int nx) {
+rw_run_pair(rw_stream *A, rw_stream *B, __m512i vT, int nx, rw_pf *pf) {
     int fa = 0, fb = 0;
     while (!(fa | fb)) {
+        if (pf)
+            rw_pf_step(pf);
         fa = rw_step(A, vT, nx);
         fb = rw_step(B, vT, nx);
     }
-    while (!fa)
+    while (!fa) {
+        if (pf)
+            rw_pf_step(pf);
         fa = rw_step(A, vT, nx);
-    while (!fb)
+    }
+    while (!fb) {
+        if (pf)
+            rw_pf_step(pf);
         fb = rw_step(B, vT, nx);
+    }
 }
 
 /*
@@ -679,7 +763,7 @@ __attribute__((target("avx512f"))) static void
 merge_pair_avx512(unsigned cols, const cx_row *ra, cx_row *da, const cx_index *ua, cx_index ca,
                   const cx_real *wa, const cx_row *rb, cx_row *db, const cx_index *ub,
                   cx_index cb, const cx_real *wb, uint32_t T, cx_size *tie, cx_size r_ties,
-                  cx_index *oa, cx_index *ob) {
+                  cx_index *oa, cx_index *ob, rw_pf *pf) {
     const __m512i vT = _mm512_set1_epi32((int32_t)T);
     cx_size tb = *tie;
     if (tb < r_ties) {
@@ -692,13 +776,13 @@ merge_pair_avx512(unsigned cols, const cx_row *ra, cx_row *da, const cx_index *u
     rw_stream_init(&B, cols, rb, db, ub, cb, wb, tb, r_ties);
     switch (nx) {
     case 0:
-        rw_run_pair(&A, &B, vT, 0);
+        rw_run_pair(&A, &B, vT, 0, pf);
         break;
     case 1:
-        rw_run_pair(&A, &B, vT, 1);
+        rw_run_pair(&A, &B, vT, 1, pf);
         break;
     default:
-        rw_run_pair(&A, &B, vT, nx);
+        rw_run_pair(&A, &B, vT, nx, pf);
         break;
     }
     *oa = A.o;
@@ -735,7 +819,7 @@ void cx_row_merge_new2(unsigned cols, const cx_row *const *r, cx_row *const *dst
 #ifdef CX_REWIRE_AVX2
     cx_size tie = 0;
     merge_pair_avx512(cols, r[0], dst[0], u[0], c[0], wn[0], r[1], dst[1], u[1], c[1], wn[1], 0u,
-                      &tie, 0, &o[0], &o[1]);
+                      &tie, 0, &o[0], &o[1], NULL);
 #else
     (void)cols, (void)r, (void)dst, (void)u, (void)c, (void)wn, (void)o;
 #endif
@@ -755,9 +839,9 @@ static inline void prefetch_row(const cx_row *r) {
 }
 
 /* Install row i's result from the scratch row scr (length o): its fresh
- * arrays if it has them, else in place. */
+ * arrays f if it has them (else NULL), else in place. */
 static void commit_row(unsigned cols, cx_row *r, cx_row *f, const cx_row *scr, cx_index o) {
-    if (f->cap > 0) {
+    if (f) {
         cx_row_free(r);
         *r = *f;
     }
@@ -782,8 +866,10 @@ static void fresh_free(cx_row *f) {
  * Steps:
  *   1. the cut (cx_prune_cut, read-only; skipped when everything goes),
  *      with a lower bound low_i of each row's drops;
- *   2. the per-row counts of new synapses: the split tree, its first
- *      levels serially, the subtrees below in parallel;
+ *   2. the per-row counts of new synapses (the split tree): drawn by the
+ *      cut's pass, each chunk its own rows (cx_split_next), the draws
+ *      overlapping the memory traffic; else cx_split_rows (its first
+ *      levels serially, the subtrees below in parallel);
  *   3. reserve (parallel, rows untouched): every row with
  *      n - low_i + c_i > cap gets fresh arrays.  Any ENOMEM here frees
  *      everything and leaves the projection untouched.  Fresh arrays
@@ -796,7 +882,8 @@ static void fresh_free(cx_row *f) {
  *      new weights from two counter-based streams (seed, i), merges
  *      survivors and new synapses in one walk into the per-thread
  *      scratch row: with AVX-512, rows go two at a time through
- *      merge_pair_avx512 (branch-free blocks), a chunk's odd last row
+ *      merge_pair_avx512 (branch-free blocks, the next pair prefetched
+ *      at the same pace), a chunk's odd last row
  *      through row_merge_avx512; else row_merge_avx2 when available; and
  *      copies it back in place or into its fresh arrays (the portable
  *      path writes fresh arrays directly).
@@ -824,7 +911,10 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     cx_size *fp = malloc(((size_t)n_pre + 1) * sizeof(cx_size));
     cx_index *cnt = malloc((size_t)n_pre * sizeof(cx_index));
     cx_index *low = malloc((size_t)n_pre * sizeof(cx_index)); /* drops, a lower bound */
-    cx_row *fresh = calloc((size_t)n_pre, sizeof(cx_row));
+    /* fresh[i] is set only for the rows marked low[i] = -1 by the reserve
+     * (a few): not zeroed, so its pages are touched only there (a fresh
+     * calloc of n_pre entries cost page faults on every call) */
+    cx_row *fresh = malloc((size_t)n_pre * sizeof(cx_row));
     /* per thread: a bitmap over the free slots and its word summaries */
     uint64_t *bits = calloc((size_t)nt * (words + 4 * swords) + 1, sizeof(uint64_t));
     cx_index *ubuf = NULL, *sp = NULL;
@@ -832,7 +922,12 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     if (!tb || !fp || !cnt || !low || !fresh || !bits)
         goto out;
 
-    /* ---- 1. the cut */
+    /* ---- 1. the cut, and 2. the per-row counts: drawn during the cut's
+     * read pass when it has one (compute hidden under memory traffic) */
+    fp[0] = 0;
+    for (cx_index i = 0; i < n_pre; i++)
+        fp[i + 1] = fp[i] + (n_post - rows[i].n);
+    cx_split_job sj = {fp, n, seed, cnt, 0};
     uint32_t T;
     cx_size r_ties = 0;
     if (n == N) { /* every key is below 0x7f800002 */
@@ -841,15 +936,11 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             tb[t] = 0;
         for (cx_index i = 0; i < n_pre; i++)
             low[i] = rows[i].n;
-    } else if (cx_prune_cut(proj, n, nt, &T, &r_ties, tb, low) != CX_OK) {
+    } else if (cx_prune_cut(proj, n, nt, &T, &r_ties, tb, low, &sj) != CX_OK) {
         goto out;
     }
-
-    /* ---- 2. per-row counts */
-    fp[0] = 0;
-    for (cx_index i = 0; i < n_pre; i++)
-        fp[i + 1] = fp[i] + (n_post - rows[i].n);
-    cx_split_rows(fp, n_pre, n, seed, nt, cnt);
+    if (!sj.done)
+        cx_split_rows(fp, n_pre, n, seed, nt, cnt);
 
     /* per thread, sized by the largest row: new positions and weights
      * (+ a sentinel) and the scratch row (+ room for vector stores) */
@@ -891,6 +982,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 c2 = n_post; /* need <= n_post: n + c_i <= n + free_i */
             cx_index cap = (cx_index)(c2 > need + 1 ? c2 : need + 1);
             cx_row *f = &fresh[i];
+            memset(f, 0, sizeof(*f));
+            low[i] = -1; /* low_i is not used after this: row i has fresh[i] */
             f->post = malloc((size_t)cap * sizeof(cx_index));
             int ok = f->post != NULL;
             for (int a = 0; a < CX_N_COLS; a++)
@@ -904,7 +997,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     }
     if (fail) {
         for (cx_index i = 0; i < n_pre; i++)
-            fresh_free(&fresh[i]);
+            if (low[i] < 0)
+                fresh_free(&fresh[i]);
         goto out;
     }
 
@@ -941,7 +1035,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         }
         for (cx_index i = lo; i < hi; i++) {
             cx_row *r = &rows[i];
-            cx_row *f = &fresh[i];
+            cx_row *f = low[i] < 0 ? &fresh[i] : NULL;
             cx_index o;
             /* row i's positions and weights: two streams (seed, i) */
             uint64_t x = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
@@ -963,10 +1057,15 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 draw_row_weights(init, &xw2, wn2, cnt[i + 1]);
                 u2[cnt[i + 1]] = INT32_MAX;
                 cx_index o2;
+                rw_pf pf = {.n = 0}; /* the next pair, past the heads prefetched above */
+                if (i + 2 < hi)
+                    rw_pf_row(&pf, cols, &rows[i + 2], 256);
+                if (i + 3 < hi)
+                    rw_pf_row(&pf, cols, &rows[i + 3], 256);
                 merge_pair_avx512(cols, r, &scr, u, cnt[i], wn, r2, &scr2, u2, cnt[i + 1], wn2, T,
-                                  &tie, r_ties, &o, &o2);
+                                  &tie, r_ties, &o, &o2, &pf);
                 commit_row(cols, r, f, &scr, o);
-                commit_row(cols, r2, &fresh[i + 1], &scr2, o2);
+                commit_row(cols, r2, low[i + 1] < 0 ? &fresh[i + 1] : NULL, &scr2, o2);
                 i++;
                 continue;
             }
@@ -980,7 +1079,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 o = row_merge_avx2(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties, vt);
             else
 #endif
-            if (f->cap > 0) {
+            if (f) {
                 /* straight into the fresh arrays (room: a dropped entry is
                  * written at o <= the new length < cap), then install them */
                 o = row_merge(cols, r, f, u, cnt[i], wn, T, &tie, r_ties);

@@ -88,6 +88,39 @@ void cx_split_rows(const cx_size *fp, cx_index n_pre, cx_size n, uint64_t seed, 
                    cx_index *cnt);
 
 /*
+ * The same split, row by row: cx_split_next(it, i) = cnt[i] of
+ * cx_split_rows, for rows i asked in ascending order from any first row
+ * (each call descends the tree to leaf i, drawing only the nodes that
+ * contain rows >= i: a chunk of rows computes its own counts, the nodes
+ * above it twice, so a pass over the rows can draw them as it goes).
+ * Bitwise the same as cx_split_rows.  Never allocates.
+ */
+typedef struct {
+    cx_index lo, hi;
+    cx_size m;
+    uint64_t node;
+} cx_split_node;
+typedef struct {
+    const cx_size *fp;
+    uint64_t seed;
+    int sp;                /* stack height */
+    cx_split_node st[72]; /* <= one pending sibling per level, < 33 levels */
+} cx_split_iter;
+void cx_split_iter_init(cx_split_iter *it, const cx_size *fp, cx_index n_pre, cx_size n,
+                        uint64_t seed);
+cx_index cx_split_next(cx_split_iter *it, cx_index i);
+
+/* A split for cx_prune_cut to draw during its pass over the rows:
+ * cnt[i] = cx_split_rows(fp, n_pre, n, seed)[i]; done = 1 when it did. */
+typedef struct {
+    const cx_size *fp;
+    cx_size n;
+    uint64_t seed;
+    cx_index *cnt;
+    int done;
+} cx_split_job;
+
+/*
  * u[k] = k distinct values drawn uniformly from [0, n), ascending, from
  * the counter-based (splitmix64) stream *x (rewire.c).  bits[(n + 63) / 64]
  * and sum[4 * sw], sw = (n + 4095) / 4096, are scratch, zero on entry and
@@ -146,11 +179,14 @@ static inline void cx_index_chunk(cx_index n_pre, int t, int nt, cx_index *lo, c
  * number of keys == *T in the chunks before t (all 0 when *r_ties == 0).
  * low[n_pre] (may be NULL) gets a lower bound of each row's drops (the
  * keys below the sampled bracket, or 0).
+ * sj (may be NULL): a row split drawn during the read pass, which is
+ * memory-bound, so the draws cost little; sj->done says whether it was
+ * (not on the histogram fallback).
  * Requires 0 < n < n_synapses and 1 <= nt <= max(n_pre, 1); tb[nt].
  * Errors: ENOMEM (nothing changed).
  */
 cx_status cx_prune_cut(const cx_proj *proj, cx_size n, int nt, uint32_t *T, cx_size *r_ties,
-                       cx_size *tb, cx_index *low);
+                       cx_size *tb, cx_index *low, cx_split_job *sj);
 
 /* The pruning key of a weight (edit.c's order): NaN -> 0, else the bits
  * of |w| plus one, so cx_wkey(a) < cx_wkey(b) <=> |a| < |b|. */
