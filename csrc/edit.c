@@ -282,33 +282,10 @@ static cx_index row_prune(unsigned cols, cx_row *r, uint32_t T, cx_size *ties, c
  */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CX_PRUNE_AVX2 1
-typedef struct {
-    uint32_t idx[256][8];
-} perm_table;
-
-static void perm_init(perm_table *pt) {
-    for (int m = 0; m < 256; m++) {
-        int o = 0;
-        for (int l = 0; l < 8; l++)
-            if ((m >> l) & 1)
-                pt->idx[m][o++] = (uint32_t)l;
-        while (o < 8)
-            pt->idx[m][o++] = 0;
-    }
-}
-
-static int have_avx2(void) {
-#ifdef CX_STORAGE_TEST_ALT
-    return 0; /* test hook: the portable path */
-#else
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-#endif
-}
 
 __attribute__((target("avx2"))) static cx_index
 row_prune_avx2(unsigned cols, cx_row *r, uint32_t T, cx_size *ties, cx_size r_ties,
-               const perm_table *pt) {
+               const cx_perm8 *pt) {
     cx_index n = r->n;
     cx_index *P = r->post;
     cx_real *W = r->col[CX_COL_WEIGHT];
@@ -375,17 +352,11 @@ row_prune_avx2(unsigned cols, cx_row *r, uint32_t T, cx_size *ties, cx_size r_ti
     r->n = o;
     return n - o;
 }
-#else
-typedef struct {
-    int unused;
-} perm_table;
-static void perm_init(perm_table *pt) { (void)pt; }
-static int have_avx2(void) { return 0; }
 #endif
 
 /* row_prune, vectorised when pt != NULL (AVX2 available). */
 static inline cx_index row_prune_v(unsigned cols, cx_row *r, uint32_t T, cx_size *ties,
-                                   cx_size r_ties, const perm_table *pt) {
+                                   cx_size r_ties, const cx_perm8 *pt) {
 #ifdef CX_PRUNE_AVX2
     if (pt)
         return row_prune_avx2(cols, r, T, ties, r_ties, pt);
@@ -396,10 +367,10 @@ static inline cx_index row_prune_v(unsigned cols, cx_row *r, uint32_t T, cx_size
 
 /* The permutation table if the vector path can run (pt is the caller's
  * storage), else NULL. */
-static const perm_table *prune_vector_table(perm_table *pt) {
-    if (!have_avx2())
+static const cx_perm8 *prune_vector_table(cx_perm8 *pt) {
+    if (!CX_CPU_HAS("avx2"))
         return NULL;
-    perm_init(pt);
+    cx_perm8_init(pt);
     return pt;
 }
 
@@ -656,8 +627,8 @@ cx_status cx_proj_prune_threshold(cx_proj *proj, cx_real threshold, int n_thread
     if (!proj || isnan(threshold))
         return CX_EINVAL;
     uint32_t T = threshold_key(threshold);
-    perm_table ptab;
-    const perm_table *vt = prune_vector_table(&ptab);
+    cx_perm8 ptab;
+    const cx_perm8 *vt = prune_vector_table(&ptab);
     int nt = cx_storage_threads(n_threads);
     (void)nt;
     cx_size removed = 0;
@@ -780,6 +751,21 @@ static uint32_t kth_key(uint32_t *const *a, const cx_size *len, int nseg, cx_siz
     return (H << 16) | L;
 }
 
+/* The vector scans' rare path: append the keys kk[l] of the lanes l set in
+ * m (in lane order) to buf while they fit in cap; returns the new count c,
+ * which goes on counting past cap (the caller then falls back). */
+static inline cx_size collect_lanes(uint32_t *buf, cx_size cap, cx_size c, const uint32_t *kk,
+                                    int m) {
+    do {
+        int l = __builtin_ctz((unsigned)m);
+        if (c < cap)
+            buf[c] = kk[l];
+        c++;
+        m &= m - 1;
+    } while (m);
+    return c;
+}
+
 /*
  * Pass A of the fast path over chunk rows [lo, hi): count the keys below
  * klo and copy the keys in [klo, khi] (in (pre, post) order) to buf while
@@ -819,13 +805,7 @@ static void bracket_scan(const cx_row *rows, cx_index lo, cx_index hi, uint32_t 
             if (m) {
                 uint32_t kk[4];
                 _mm_storeu_si128((__m128i *)kk, k);
-                do {
-                    int l = __builtin_ctz((unsigned)m);
-                    if (c < cap)
-                        buf[c] = kk[l];
-                    c++;
-                    m &= m - 1;
-                } while (m);
+                c = collect_lanes(buf, cap, c, kk, m);
             }
         }
         { /* a lane counts at most n / 4 < 2^29 keys of this row */
@@ -874,7 +854,6 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
             prefetch_row_head(&rows[i + 1], 0);
         if (it) /* the row split's draws for row i (compute) while row i + 1's head loads */
             cnt[i] = cx_split_next(it, i);
-#if 1
         /* 8 keys at a time (keys < 2^31: signed compares): count the keys
          * below, then collect the lanes inside the bracket (rare) */
         const __m256i vlo = _mm256_set1_epi32(slo), vhi = _mm256_set1_epi32(shi);
@@ -905,13 +884,7 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
             if (m) {
                 uint32_t kk[8];
                 _mm256_storeu_si256((__m256i *)kk, k);
-                do {
-                    int l = __builtin_ctz((unsigned)m);
-                    if (c < cap)
-                        buf[c] = kk[l];
-                    c++;
-                    m &= m - 1;
-                } while (m);
+                c = collect_lanes(buf, cap, c, kk, m);
             }
         }
         { /* a lane counts at most n / 8 < 2^28 keys of this row */
@@ -919,10 +892,6 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
             _mm256_storeu_si256((__m256i *)t4, vb);
             b += (cx_size)t4[0] + t4[1] + t4[2] + t4[3] + t4[4] + t4[5] + t4[6] + t4[7];
         }
-#else
-        (void)slo;
-        (void)shi;
-#endif
         for (; j < n; j++) {
             uint32_t k = wkey(W[j]);
             b += k < klo;
@@ -1149,8 +1118,8 @@ cx_status cx_proj_prune_count(cx_proj *proj, cx_size n, int n_threads, cx_size *
     if (nt > n_pre)
         nt = n_pre > 0 ? n_pre : 1;
     cx_size removed = 0;
-    perm_table ptab;
-    const perm_table *vt = prune_vector_table(&ptab);
+    cx_perm8 ptab;
+    const cx_perm8 *vt = prune_vector_table(&ptab);
     int sampled = 1;
 #ifdef CX_STORAGE_TEST_ALT
     sampled = (n & 2) != 0; /* test hook: exercise the histogram paths too */
@@ -1510,7 +1479,7 @@ cx_status cx_prune_cut(const cx_proj *proj, cx_size n, int nt, uint32_t *T, cx_s
     cx_index n_pre = proj->n_pre;
     for (int t = 0; t < nt; t++)
         tb[t] = 0;
-    if (prune_cut_sampled(proj, n, nt, T, r_ties, tb, have_avx2(), low, sj))
+    if (prune_cut_sampled(proj, n, nt, T, r_ties, tb, CX_CPU_HAS("avx2"), low, sj))
         return CX_OK;
     if (low) /* the histogram path gives no per-row bound */
         memset(low, 0, (size_t)n_pre * sizeof(cx_index));

@@ -395,33 +395,10 @@ static cx_index row_merge(unsigned cols, const cx_row *r, cx_row *dst, const cx_
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define CX_REWIRE_AVX2 1
-typedef struct {
-    uint32_t idx[256][8];
-} rw_perm;
-
-static void rw_perm_init(rw_perm *pt) {
-    for (int m = 0; m < 256; m++) {
-        int o = 0;
-        for (int l = 0; l < 8; l++)
-            if ((m >> l) & 1)
-                pt->idx[m][o++] = (uint32_t)l;
-        while (o < 8)
-            pt->idx[m][o++] = 0;
-    }
-}
-
-static int rw_have_avx2(void) {
-#ifdef CX_STORAGE_TEST_ALT
-    return 0; /* test hook: the portable path */
-#else
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-#endif
-}
 
 __attribute__((target("avx2"))) static cx_index
 row_merge_avx2(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, cx_index c,
-               const cx_real *wn, uint32_t T, cx_size *tie, cx_size r_ties, const rw_perm *pt) {
+               const cx_real *wn, uint32_t T, cx_size *tie, cx_size r_ties, const cx_perm8 *pt) {
     const cx_index *P = r->post;
     const cx_real *W = r->col[CX_COL_WEIGHT];
     cx_index *DP = dst->post;
@@ -491,15 +468,6 @@ row_merge_avx2(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, c
  * entries of room past n + c.  A segment of up to 16 originals costs one
  * block and a well-predicted exit.
  */
-static int rw_have_avx512(void) {
-#ifdef CX_STORAGE_TEST_ALT
-    return 0; /* test hook: the portable path */
-#else
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-#endif
-}
-
 __attribute__((target("avx512f"))) static cx_index
 row_merge_avx512(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, cx_index c,
                  const cx_real *wn, uint32_t T, cx_size *tie, cx_size r_ties) {
@@ -789,18 +757,11 @@ merge_pair_avx512(unsigned cols, const cx_row *ra, cx_row *da, const cx_index *u
     *ob = B.o;
     *tie = B.t;
 }
-#else
-typedef struct {
-    int unused;
-} rw_perm;
-static void rw_perm_init(rw_perm *pt) { (void)pt; }
-static int rw_have_avx2(void) { return 0; }
-static int rw_have_avx512(void) { return 0; }
 #endif
 
 /* cx_row_merge_new (storage.h): row_merge_avx512 with a cut that keeps
  * every old synapse (T = 0: every key is >= 0, NaN's included). */
-int cx_row_merge_new_fast(void) { return rw_have_avx512(); }
+int cx_row_merge_new_fast(void) { return CX_CPU_HAS("avx512f"); }
 
 cx_index cx_row_merge_new(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u,
                           cx_index c, const cx_real *wn) {
@@ -1003,11 +964,11 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     }
 
     /* ---- 4. commit: cannot fail */
-    rw_perm ptab;
-    const rw_perm *vt = NULL;
-    int v512 = rw_have_avx512();
-    if (!v512 && rw_have_avx2()) {
-        rw_perm_init(&ptab);
+    cx_perm8 ptab;
+    const cx_perm8 *vt = NULL;
+    int v512 = CX_CPU_HAS("avx512f");
+    if (!v512 && CX_CPU_HAS("avx2")) {
+        cx_perm8_init(&ptab);
         vt = &ptab;
     }
     (void)vt; /* unused without the x86-64 vector path */

@@ -38,6 +38,35 @@ static inline int cx_storage_threads(int n_threads) {
     return nt > CX_STORAGE_MAX_THREADS ? CX_STORAGE_MAX_THREADS : nt;
 }
 
+/* Run-time CPU probe for the x86-64 vector paths of edit.c and rewire.c
+ * (the build stays baseline x86-64; the vector functions carry target
+ * attributes).  0 off x86-64, and in the CX_STORAGE_TEST_ALT test build,
+ * which exercises the portable paths.  feature: a string literal, e.g.
+ * "avx2" or "avx512f". */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(CX_STORAGE_TEST_ALT)
+#define CX_CPU_HAS(feature) (__builtin_cpu_init(), __builtin_cpu_supports(feature))
+#else
+#define CX_CPU_HAS(feature) 0
+#endif
+
+/* Lane permutations of the 8-lane vector compactions: idx[m] lists the
+ * lanes set in mask m in order, then zeros (the lanes past the kept ones
+ * are don't-cares). */
+typedef struct {
+    uint32_t idx[256][8];
+} cx_perm8;
+
+static inline void cx_perm8_init(cx_perm8 *pt) {
+    for (int m = 0; m < 256; m++) {
+        int o = 0;
+        for (int l = 0; l < 8; l++)
+            if ((m >> l) & 1)
+                pt->idx[m][o++] = (uint32_t)l;
+        while (o < 8)
+            pt->idx[m][o++] = 0;
+    }
+}
+
 /* 1 if n elements of elem bytes (plus one spare) have a representable
  * size: guards every malloc(n * elem) against size_t wrap-around. */
 static inline int cx_fits(cx_size n, size_t elem) {
