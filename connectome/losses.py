@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from .network import _as_real_array
+from .network import _check_finite as _check_network_finite
+
 __all__ = ["LOSSES", "accuracy", "get", "mse", "softmax_cross_entropy"]
 
 LossFn = Callable[[Any, Any], tuple[float, Any]]
@@ -29,21 +32,11 @@ LossFn = Callable[[Any, Any], tuple[float, Any]]
 
 # --------------------------------------------------------------- argument checks
 def _real_array(name: str, value: Any) -> np.ndarray:
-    try:
-        a = np.asarray(value)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{name} could not be converted to a numeric array: {e}") from None
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} has dtype {a.dtype}, expected a real (integer or float) dtype")
-    return a
+    return _as_real_array(name, value, into="float64")
 
 
 def _check_finite(name: str, a: np.ndarray) -> None:
-    if a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
-        pos = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-        raise ValueError(
-            f"{name}[{', '.join(map(str, pos))}]={float(a[pos])!r} is not finite: expected finite values in {name}"
-        )
+    _check_network_finite(name, a, into="float64")
 
 
 def _check_logits(logits: Any) -> np.ndarray:

@@ -94,30 +94,32 @@ def _as_real(name: str, value: Any, *, finite: bool = True) -> float:
     return v
 
 
-def _as_real_array(name: str, value: Any) -> np.ndarray:
-    """np.asarray(value), refusing non-real dtypes (TypeError) and ragged input (ValueError)."""
+def _as_real_array(name: str, value: Any, into: str = "float32") -> np.ndarray:
+    """np.asarray(value), refusing non-real dtypes (TypeError) and ragged input (ValueError).
+
+    ``into`` names the dtype the caller converts to, for the message.
+    """
     try:
         a = np.asarray(value)
     except (ValueError, TypeError) as e:
         raise ValueError(f"{name} could not be converted to a numeric array: {e}") from None
     if a.dtype.kind not in "biuf":
         raise TypeError(
-            f"{name} has dtype {a.dtype}, expected a real dtype (bool, integer or float; "
-            f"converted to float32)"
+            f"{name} has dtype {a.dtype}, expected a real dtype (bool, integer or float; converted to {into})"
         )
     return a
 
 
-def _check_finite(name: str, a: np.ndarray, where: str = "") -> None:
-    """ValueError naming the first non-finite entry of a (already float32)."""
-    if a.size and not np.isfinite(a).all():
+def _check_finite(name: str, a: np.ndarray, where: str = "", into: str = "float32") -> None:
+    """ValueError naming the first non-finite entry of a (already converted to ``into``)."""
+    if a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
         pos = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
         if where:
             loc = where.format(*pos)
         else:
             loc = f"{name}[{', '.join(map(str, pos))}]" if pos else name
         raise ValueError(
-            f"{loc}={float(a[tuple(pos)])!r} is not finite (after conversion to float32): "
+            f"{loc}={float(a[tuple(pos)])!r} is not finite (after conversion to {into}): "
             f"expected finite values in {name}"
         )
 
