@@ -26,38 +26,7 @@
 #include "internal.h"
 #include "storage.h"
 
-/* ------------------------------------------------ allocation injection */
-#ifdef CX_TEST_WRAP
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t m);
-void *__real_realloc(void *p, size_t n);
-static long inj_count = 0, inj_fail_at = -1; /* fail the k-th and later */
-static int inj_fail(void) { return inj_fail_at >= 0 && inj_count++ >= inj_fail_at; }
-void *__wrap_malloc(size_t n) { return inj_fail() ? NULL : __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t m) { return inj_fail() ? NULL : __real_calloc(n, m); }
-void *__wrap_realloc(void *p, size_t n) { return inj_fail() ? NULL : __real_realloc(p, n); }
-static void inj_arm(long k) {
-    inj_count = 0;
-    inj_fail_at = k;
-}
-static void inj_off(void) { inj_fail_at = -1; }
-#define HAVE_INJ 1
-#else
-static void inj_arm(long k) { (void)k; }
-static void inj_off(void) {}
-#define HAVE_INJ 0
-#endif
-
-static long n_checks = 0, n_fail = 0;
-#define CHECK(cond)                                                                             \
-    do {                                                                                        \
-        n_checks++;                                                                             \
-        if (!(cond)) {                                                                          \
-            n_fail++;                                                                           \
-            if (n_fail < 20)                                                                    \
-                fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);        \
-        }                                                                                       \
-    } while (0)
+#include "harness.h"
 
 static uint64_t trng = 0xfeedbeefull;
 static uint64_t rnd(uint64_t n) { return n ? cx_rng_below(&trng, n) : 0; }
