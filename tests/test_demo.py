@@ -43,7 +43,12 @@ def test_demo_rejects_bad_arguments(capsys):
 
 @pytest.mark.parametrize(
     "script, expect",
-    [("digits.py", "SET "), ("digits_l1.py", "final density below 5%"), ("neurogenesis.py", "grown")],
+    [
+        ("digits.py", "SET "),
+        ("digits_reference.py", "SET "),
+        ("digits_l1.py", "final density below 5%"),
+        ("neurogenesis.py", "grown"),
+    ],
 )
 def test_digits_examples_run(script, expect):
     proc = subprocess.run(
