@@ -117,6 +117,38 @@ def test_rewire_spreads_new_synapses_over_rows_and_columns():
         assert np.all(np.abs(counts - k / 4) < 0.2 * k / 4), counts
 
 
+def chi_square(counts, expected):
+    return float(np.sum((counts - expected) ** 2 / expected))
+
+
+def test_rewire_draws_new_slots_uniformly_from_the_absent_ones():
+    """Rows with few free slots get few new synapses: over many calls the new
+    synapses per row follow each row's share of the absent slots, and within a
+    row they spread evenly over its free columns (chi-square, fixed seeds, bounds
+    at p ~ 1e-5, so a skewed sampler fails and a correct one passes)."""
+    degree = np.array([60, 48, 32, 16, 8, 4, 0, 63, 20, 40])  # present synapses per row
+    n_post, reps = 64, 120
+    free = n_post - degree
+    per_row = np.zeros(degree.size)
+    empty_row = np.zeros(n_post)  # row 6 starts empty: every column free
+    for r in range(reps):
+        net = cx.Network(seed=r)
+        p = net.connect(net.add_population("a", degree.size), net.add_population("b", n_post), fanout=0)
+        rng = np.random.default_rng(r)
+        pre = np.repeat(np.arange(degree.size), degree)
+        post = np.concatenate([rng.choice(n_post, d, replace=False) for d in degree])
+        p.add_synapses(pre, post, 1.0 + rng.random(pre.size))  # weight 0 marks the new ones below
+        before = set(zip(pre.tolist(), post.tolist()))
+        p.rewire(0.3, weight=0.0, seed=r)
+        P, Q, W = p.to_coo()
+        new = W == 0.0
+        assert not before & set(zip(P[new].tolist(), Q[new].tolist()))  # only slots absent before
+        per_row += np.bincount(P[new], minlength=degree.size)
+        empty_row += np.bincount(Q[new & (P == 6)], minlength=n_post)
+    assert chi_square(per_row, per_row.sum() * free / free.sum()) < 40.0  # 9 dof
+    assert chi_square(empty_row, np.full(n_post, empty_row.sum() / n_post)) < 120.0  # 63 dof
+
+
 def test_rewire_errors_leave_the_network_unchanged():
     net, p = build(1, n_pre=4, n_post=5, fanout=4)  # 16 of 20 slots used: 4 free
     before = snapshot(net)
