@@ -209,8 +209,12 @@ def engine_demo(args: argparse.Namespace) -> None:
     print(net.summary())
 
 
-def _digits_net(density: tuple[float, float, float], seed: int) -> cx.Network:
-    """64-256-256-10 ReLU; weights from U(+-1/sqrt(n_pre)), nn.Linear's default for the dense shape."""
+def _digits_net(density: tuple[float, float, float], seed: int, gain: float) -> cx.Network:
+    """64-256-256-10 ReLU; weights from U(+-gain/sqrt(n_pre)), a bound on the dense shape.
+
+    gain sqrt(6) is Kaiming's uniform for ReLU (examples/digits.py, SET), 1 is
+    nn.Linear's default (examples/digits_l1.py).
+    """
     net = cx.Network(seed=seed)
     sizes = (64, 256, 256, 10)
     pops = [net.add_population("input", 64)]
@@ -218,7 +222,7 @@ def _digits_net(density: tuple[float, float, float], seed: int) -> cx.Network:
     pops.append(net.add_population("output", 10))
     for pre, post, d, n_pre in zip(pops[:-1], pops[1:], density, sizes, strict=False):
         fanout = max(1, round(d * post.size))
-        net.connect(pre, post, fanout=fanout, init="uniform", scale=1.0 / float(np.sqrt(n_pre)))
+        net.connect(pre, post, fanout=fanout, init="uniform", scale=gain / float(np.sqrt(n_pre)))
     return net
 
 
@@ -251,7 +255,7 @@ def learning_demo(epochs: int, seed: int) -> int:
     X_train, X_test = (X_train - mu) / sd, (X_test - mu) / sd
     print(f"{len(X_train)} training / {len(X_test)} test images of 8x8 pixels, 10 classes\n")
 
-    net = _digits_net((0.076, 0.031, 1.0), seed)
+    net = _digits_net((0.076, 0.031, 1.0), seed, gain=float(np.sqrt(6.0)))
     print(
         "SET: 64-256-256-10 ReLU, hidden projections at 7.4% and 3.1% density, SGD momentum 0.9, "
         f"lr 0.01;\n30% of each sparse projection's synapses dropped and regrown after every epoch, "
@@ -277,7 +281,7 @@ def learning_demo(epochs: int, seed: int) -> int:
         f"{sum(history['synapses_grown']):,} synapses were born and as many died along the way\n"
     )
 
-    net = _digits_net((0.25, 0.25, 0.25), seed)
+    net = _digits_net((0.25, 0.25, 0.25), seed, gain=1.0)
     start = (net.n_synapses, net.nbytes)
     print(f"L1: the same network at 25% density, SGD with an L1 proximal step (l1=3e-3), {epochs} epochs;")
     print("weights that reach exactly 0.0 are deleted from the synapse rows as training goes\n")

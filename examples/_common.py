@@ -24,6 +24,17 @@ def standardize(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((X - mu) / sd).astype(np.float32) for X in (X_train, *others)]
 
 
+def split_off(X: np.ndarray, y: np.ndarray, fraction: float, *, random_state: int):
+    """Stratified split of (X, y) into (X_fit, X_held, y_fit, y_held), ``fraction`` held out.
+
+    For model selection: the held-out part of a training set serves as
+    validation data, so the test set is never used to choose anything.
+    """
+    from sklearn.model_selection import train_test_split  # the digits loader needs scikit-learn anyway
+
+    return train_test_split(X, y, test_size=fraction, stratify=y, random_state=random_state)
+
+
 def fanout_for_density(density: float, n_post: int) -> int:
     """Synapses per presynaptic neuron giving ``density`` of an n_pre x n_post projection."""
     return int(max(1, min(n_post, round(density * n_post))))
@@ -50,9 +61,10 @@ def mlp(
     (the loss applies the softmax).  ``init`` is a connect() initialiser, or
     "xavier" for U(+-sqrt(6 / (n_pre + n_post))) as in SET's reference code, or
     "dense-uniform" for U(+-1/sqrt(n_pre)), PyTorch nn.Linear's default for the
-    dense shape (what a masked dense layer starts from).  Both use the dense
-    shape's bound, so sparse projections start (and SET regrows) with small weights;
-    connect()'s own "uniform" scales by the mean sparse fan-in instead.
+    dense shape (what a masked dense layer starts from), or "he-uniform" for
+    U(+-sqrt(6 / n_pre)), Kaiming's uniform for ReLU on the dense shape.  All three
+    use the dense shape's bound, so sparse projections start (and SET regrows) with
+    small weights; connect()'s own "uniform" scales by the mean sparse fan-in instead.
     """
     if len(densities) != len(sizes) - 1:
         raise ValueError(f"need {len(sizes) - 1} densities, got {len(densities)}")
@@ -68,6 +80,8 @@ def mlp(
             net.connect(pre, post, fanout=fanout, init="uniform", scale=bound)
         elif init == "dense-uniform":  # PyTorch nn.Linear's default on the dense shape
             net.connect(pre, post, fanout=fanout, init="uniform", scale=float(1.0 / np.sqrt(pre.size)))
+        elif init == "he-uniform":  # Kaiming uniform (ReLU gain) on the dense shape
+            net.connect(pre, post, fanout=fanout, init="uniform", scale=float(np.sqrt(6.0 / pre.size)))
         else:
             net.connect(pre, post, fanout=fanout, init=init)
     return net

@@ -8,11 +8,17 @@ about 7.6% (fan-out 19 of 256 = 7.4%) and 3.1% (fan-out 8 of 256); the output
 projection is fully connected.  SET drops the 30% smallest-magnitude synapses
 of each sparse projection after every epoch and regrows as many at random,
 with weights from the projection's initialiser.  Weights start (and regrow)
-from U(+-1/sqrt(n_pre)), PyTorch nn.Linear's default for the dense shape: what a
-masked dense layer would start from (``--init`` picks another).
+from U(+-sqrt(6 / n_pre)), Kaiming's uniform for ReLU on the dense shape (and
+the bound SET's own code uses).  The protocol leaves the initialiser open; this
+one was chosen on a validation split, never on the test set: ``--validation``
+trains on 75% of the training split and scores the other 25%, and over seeds
+100-119 SET scored 96.00% with it against 95.10% with PyTorch nn.Linear's
+U(+-1/sqrt(n_pre)) (``--init dense-uniform``), 95.73% with Xavier and 95.68%
+with connect()'s sparse fan-in scaling (``--init uniform``).
 
     python examples/digits.py                      # 5 seeds x {SET, static, dense}, 100 epochs
     python examples/digits.py --quick              # 1 seed, 10 epochs
+    python examples/digits.py --validation --seeds 20 --first-seed 100 --modes SET --init dense-uniform
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import Run, mlp, standardize, summarize, train
+from _common import Run, mlp, split_off, standardize, summarize, train
 
 import connectome as cx
 
@@ -50,12 +56,22 @@ def run_one(mode: str, seed: int, data, epochs: int, progress: bool, init: str) 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument(
+        "--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1"
+    )
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--modes", default="SET,static,dense", help="comma-separated subset of SET,static,dense")
     ap.add_argument(
         "--init",
-        default="dense-uniform",
-        help="dense-uniform (default: U(+-1/sqrt(n_pre)), nn.Linear's), xavier, uniform or normal",
+        default="he-uniform",
+        help="he-uniform (default: U(+-sqrt(6/n_pre))), dense-uniform (U(+-1/sqrt(n_pre)), nn.Linear's), "
+        "xavier, uniform or normal",
+    )
+    ap.add_argument(
+        "--validation",
+        action="store_true",
+        help="train on 75%% of the training split and report accuracy on the other 25%% (for model "
+        "selection; the test set is not touched)",
     )
     ap.add_argument("--quick", action="store_true", help="1 seed, 10 epochs")
     ap.add_argument("--progress", action="store_true")
@@ -63,14 +79,18 @@ def main(argv=None) -> int:
     if args.quick:
         args.seeds, args.epochs = 1, 10
     (Xtr, ytr), (Xte, yte) = cx.datasets.load_digits(test_size=0.3, random_state=0)
+    if args.validation:
+        Xtr, Xte, ytr, yte = split_off(Xtr, ytr, 0.25, random_state=1)
     Xtr, Xte = standardize(Xtr, Xte)
     data = ((Xtr, ytr), (Xte, yte))
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     print(
-        f"digits: {len(Xtr)} train / {len(Xte)} test, {SIZES}, {args.epochs} epochs, seeds 0..{args.seeds - 1}"
+        f"digits: {len(Xtr)} train / {len(Xte)} {'validation' if args.validation else 'test'}, {SIZES}, "
+        f"init {args.init}, {args.epochs} epochs, seeds {seeds[0]}..{seeds[-1]}"
     )
     runs = []
     for mode in args.modes.split(","):
-        for seed in range(args.seeds):
+        for seed in seeds:
             r = run_one(mode, seed, data, args.epochs, args.progress, args.init)
             h = r.history
             print(
@@ -81,7 +101,7 @@ def main(argv=None) -> int:
             )
             runs.append(r)
     print()
-    print(summarize(runs, TARGETS))
+    print(summarize(runs, {} if args.validation else TARGETS))
     return 0
 
 

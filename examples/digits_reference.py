@@ -3,7 +3,8 @@
 A cross-check of examples/digits.py.  Each projection is a dense (n_pre, n_post)
 weight matrix times a boolean mask; SET, static sparsity and dense training
 follow the same protocol as digits.py (64-256-256-10 ReLU, fan-out 19 and 8
-of 256 then fully connected, U(+-1/sqrt(n_pre)) weights, zero biases, softmax
+of 256 then fully connected, U(+-sqrt(6 / n_pre)) weights (``--init
+dense-uniform``: U(+-1/sqrt(n_pre))), zero biases, softmax
 cross-entropy averaged over the batch, SGD as torch.optim.SGD with momentum
 0.9, lr 0.01 and weight decay 1e-4 on weights and biases, batch 32, 100
 epochs, SET dropping the 30% smallest |w| of each sparse projection after
@@ -30,13 +31,14 @@ import connectome as cx
 SIZES = (64, 256, 256, 10)
 FANOUT = (19, 8, 10)  # digits.py's fan-outs: 7.4% and 3.1% density, then dense
 LR, MOMENTUM, WEIGHT_DECAY, BATCH, FRACTION = 0.01, 0.9, 1e-4, 32, 0.3
+GAINS = {"he-uniform": float(np.sqrt(6.0)), "dense-uniform": 1.0}  # bound = gain / sqrt(n_pre)
 
 
 class MaskedMLP:
     """ReLU MLP over masked dense weights, trained by SGD with momentum (torch's rule)."""
 
-    def __init__(self, fanouts: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype):
-        self.rng = rng
+    def __init__(self, fanouts: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype, gain: float):
+        self.rng, self.gain = rng, gain
         self.W, self.M, self.b = [], [], []
         for n_pre, n_post, f in zip(SIZES[:-1], SIZES[1:], fanouts):
             mask = np.zeros((n_pre, n_post), bool)
@@ -49,7 +51,7 @@ class MaskedMLP:
         self.vb: list[np.ndarray | None] = [None] * len(self.W)
 
     def init(self, n_pre: int, shape) -> np.ndarray:
-        bound = 1.0 / np.sqrt(n_pre)
+        bound = self.gain / np.sqrt(n_pre)
         return self.rng.uniform(-bound, bound, shape)
 
     def forward(self, x: np.ndarray) -> list[np.ndarray]:
@@ -91,11 +93,11 @@ class MaskedMLP:
         return np.argmax(self.forward(x)[-1], axis=1)
 
 
-def run_one(mode: str, seed: int, data, epochs: int, dtype: np.dtype) -> float:
+def run_one(mode: str, seed: int, data, epochs: int, dtype: np.dtype, gain: float) -> float:
     (Xtr, ytr), (Xte, yte) = data
     rng = np.random.default_rng(seed)
     fanouts = tuple(SIZES[1:]) if mode == "dense" else FANOUT
-    net = MaskedMLP(fanouts, rng, dtype)
+    net = MaskedMLP(fanouts, rng, dtype, gain)
     sparse = [k for k, f in enumerate(fanouts) if f < SIZES[k + 1]]
     for epoch in range(epochs):
         order = rng.permutation(len(Xtr))
@@ -114,6 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--modes", default="SET,static,dense", help="comma-separated subset of SET,static,dense")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    ap.add_argument("--init", default="he-uniform", choices=tuple(GAINS), help="as digits.py's --init")
     ap.add_argument("--quick", action="store_true", help="1 seed, 10 epochs")
     args = ap.parse_args(argv)
     if args.quick:
@@ -122,13 +125,16 @@ def main(argv=None) -> int:
     Xtr, Xte = standardize(Xtr, Xte)
     dtype = np.dtype(args.dtype)
     data = ((Xtr.astype(dtype), ytr), (Xte.astype(dtype), yte))
-    print(f"digits, numpy masked-dense reference: {SIZES}, {args.epochs} epochs, seeds 0..{args.seeds - 1}")
+    print(
+        f"digits, numpy masked-dense reference: {SIZES}, init {args.init}, {args.epochs} epochs, "
+        f"seeds 0..{args.seeds - 1}"
+    )
     header = f"{'run':<8} {'seeds':>5} {'test acc mean':>13} {'std':>6} {'s.e.':>6} {'min':>6} {'max':>6} {'s/run':>6}"
     rows = []
     for mode in args.modes.split(","):
         accs, t0 = [], time.perf_counter()
         for seed in range(args.seeds):
-            accs.append(100 * run_one(mode, seed, data, args.epochs, dtype))
+            accs.append(100 * run_one(mode, seed, data, args.epochs, dtype, GAINS[args.init]))
             print(f"  {mode:<7} seed {seed}: test acc {accs[-1] / 100:.4f}", flush=True)
         a = np.array(accs)
         sd = a.std(ddof=1) if a.size > 1 else 0.0
