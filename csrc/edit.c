@@ -1118,7 +1118,9 @@ static int prune_cut_sampled(const cx_proj *proj, cx_size n, int nt, uint32_t *T
     uint32_t *sseg[1] = {smp};
     cx_size slen[1] = {S};
     uint32_t klo = rlo < 0 ? 0u : kth_key(sseg, slen, 1, (cx_size)rlo, h);
-    uint32_t khi = rhi >= (double)S ? UINT32_MAX : kth_key(sseg, slen, 1, (cx_size)rhi, h);
+    uint32_t khi = rhi >= (double)S ? UINT32_MAX
+                   : rhi == rlo    ? klo /* the exact case: one select (most of a small edit) */
+                                   : kth_key(sseg, slen, 1, (cx_size)rhi, h);
 #ifdef CX_STORAGE_TEST_ALT
     if (n & 4) /* test hook: a bracket past every key misses the cut */
         klo = khi = 0x7f800002u;
