@@ -15,6 +15,16 @@
 #include <immintrin.h> /* the vector paths, chosen at run time */
 #endif
 
+/* Below this many synapses a rewire runs on one thread: a team costs more
+ * than it saves (1.3e5 synapses: 0.81 ms on one thread, 1.02 ms on two,
+ * best of 60), and on a busy machine each of its parallel regions may
+ * wait for a scheduler slice (medians of 40 ms).  Results never depend
+ * on it; the C tests set it to 0 so that their small projections still
+ * run every thread count. */
+#ifndef RW_SERIAL_SYNAPSES
+#define RW_SERIAL_SYNAPSES ((cx_size)1 << 18)
+#endif
+
 /* seed domains (see storage.h): the row split and the per-row draws */
 #define CX_DOM_RWSPLIT 0x510E527FADE682D1ull
 #define CX_DOM_RWROW 0x9B05688C2B3E6C1Full
@@ -917,7 +927,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         return CX_OK;
     cx_row *rows = proj->rows;
     unsigned cols = proj->cols;
-    int nt = cx_storage_threads(n_threads);
+    int nt = N < RW_SERIAL_SYNAPSES ? 1 : cx_storage_threads(n_threads);
     if (nt > n_pre)
         nt = n_pre;
     cx_status st = CX_ENOMEM;
