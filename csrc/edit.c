@@ -915,8 +915,8 @@ __attribute__((target("avx2"))) static void bracket_scan_avx2(const cx_row *rows
  * into a register and stored at buf + min(c, cap) (buf needs 16 entries
  * of room past cap), c advancing by their count.  The collection branch
  * of the narrower scans mispredicted about once per bracket key (one key
- * in ~80 at the usual bracket), a third of their time.  The tail is a
- * masked load.  Read-only.
+ * in ~80 at the usual bracket; ~15% of the AVX2 scan's profile).  The
+ * tail is a masked load.  Read-only.
  */
 __attribute__((target("avx512f"))) static void
 bracket_scan_avx512(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo, uint32_t khi,
@@ -974,10 +974,10 @@ bracket_scan_avx512(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo, 
  * SEL_SMALL bins (a table in L1) and, once the bin H holding rank r is
  * known, gathers its keys (a small share: a bracket's keys spread over
  * its bins), in parallel, each thread over the keys it collected (in its
- * cache); a sorted copy of the gathered keys gives *T.  The serial kth_key over the
- * whole collection and the tie count after it made three passes over
- * 256 KiB tables, ~0.5 ms of every prune and rewire at 2e7 synapses.
- * Returns 0 on ENOMEM.
+ * cache); a sorted copy of the gathered keys gives *T.  The serial
+ * kth_key over the whole collection and the tie count after it made
+ * three passes over 256 KiB tables, 0.5-0.8 ms of every prune and rewire
+ * at 2e7 synapses.  Returns 0 on ENOMEM.
  */
 #define SEL_SMALL 2048
 static int cmp_u32(const void *a, const void *b) {

@@ -253,7 +253,8 @@ emit_vbmi2(uint64_t *bits, uint64_t *sum, size_t sw, size_t ns, cx_index *u) {
             __m512i base = _mm512_set1_epi32((int)(w * 64));
             int pc = __builtin_popcountll(b);
             for (int q = 0; q < pc; q += 16) { /* one step unless the word is dense */
-                __m512i ids = _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(pos)), base);
+                __m512i ids =
+                    _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(pos)), base);
                 int left = pc - q;
                 _mm512_mask_storeu_epi32(u + o + q,
                                          left >= 16 ? (__mmask16)0xffffu

@@ -428,9 +428,10 @@ static void test_uniformity(void) {
 /*
  * cx_pick_row against its definition: k distinct values of [0, n),
  * ascending, scratch bitmaps zero again on exit, the same output for the
- * same stream from the portable and the vector emission; sparse (2k <= n: bitmap + word summary) and dense (2k > n)
- * cases, n around the 64- and 4096-bit word edges.  Then a chi-square
- * over the values: each of n values is picked with probability k / n.
+ * same stream from the portable and the vector emission; sparse (2k <= n:
+ * bitmap + word summary) and dense (2k > n) cases, n around the 64- and
+ * 4096-bit word edges.  Then a chi-square over the values: each of n
+ * values is picked with probability k / n.
  */
 static void test_pick_row(void) {
     const cx_index ns[] = {1, 2, 63, 64, 65, 100, 4095, 4096, 4097, 9000, 20000};
