@@ -329,14 +329,59 @@ void cx_pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_inde
     }
 }
 
+/*
+ * UNIFORM weights 8 at a time (AVX-512 DQ, chosen at run time): lane q of
+ * a step takes splitmix64 at counter x + (q + 1) gamma (each output is a
+ * function of its counter alone), and the doubles go through the scalar
+ * loop's operations in its order (exact u64 -> double conversion, one
+ * multiply, one add, no contraction), so the weights are bitwise the
+ * same.  Returns how many of wn[c] it wrote (a multiple of 8) and advances
+ * *xp past them.  The scalar loop was ~4% of a rewire.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CX_DRAW_AVX512 1
+__attribute__((target("avx512f,avx512dq"))) static cx_index
+draw_uniform_avx512(double a, double b, uint64_t *xp, cx_real *wn, cx_index c) {
+    const uint64_t g = 0x9E3779B97F4A7C15ull;
+    const __m512i lane = _mm512_setr_epi64(1, 2, 3, 4, 5, 6, 7, 8);
+    __m512i ctr = _mm512_add_epi64(_mm512_set1_epi64((long long)*xp),
+                                   _mm512_mullo_epi64(lane, _mm512_set1_epi64((long long)g)));
+    const __m512i step = _mm512_set1_epi64((long long)(8 * g));
+    const __m512i m1 = _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull);
+    const __m512i m2 = _mm512_set1_epi64((long long)0x94D049BB133111EBull);
+    const __m512d va = _mm512_set1_pd(a), vw = _mm512_set1_pd(b - a);
+    const __m512d scale = _mm512_set1_pd(0x1.0p-53);
+    cx_index k = 0;
+    for (; k + 8 <= c; k += 8) {
+        __m512i z = ctr;
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), m1);
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), m2);
+        z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+        __m512d u = _mm512_mul_pd(_mm512_cvtepu64_pd(_mm512_srli_epi64(z, 11)), scale);
+        _mm256_storeu_ps(wn + k, _mm512_cvtpd_ps(_mm512_add_pd(va, _mm512_mul_pd(vw, u))));
+        ctr = _mm512_add_epi64(ctr, step);
+    }
+    *xp += (uint64_t)k * g;
+    return k;
+}
+#endif
+
 /* wn[c] = the weights of a row's new synapses, in order, from the
- * counter-based stream *x (NORMAL: Box-Muller, one pair per weight). */
-static void draw_row_weights(cx_init init, uint64_t *xp, cx_real *wn, cx_index c) {
+ * counter-based stream *x (NORMAL: Box-Muller, one pair per weight);
+ * dq: CX_CPU_HAS("avx512dq"), probed once by the caller. */
+static void draw_row_weights(cx_init init, uint64_t *xp, cx_real *wn, cx_index c, int dq) {
     double a = init.a, b = init.b;
     uint64_t xv = *xp, *x = &xv; /* the counter stays in a register */
+    cx_index k0 = 0;
     switch (init.kind) {
     case CX_INIT_UNIFORM:
-        for (cx_index k = 0; k < c; k++)
+#ifdef CX_DRAW_AVX512
+        if (dq)
+            k0 = draw_uniform_avx512(a, b, x, wn, c);
+#else
+        (void)dq;
+#endif
+        for (cx_index k = k0; k < c; k++)
             wn[k] = (cx_real)(a + (b - a) * ((double)(cx_splitmix64(x) >> 11) * 0x1.0p-53));
         break;
     case CX_INIT_NORMAL:
@@ -1032,6 +1077,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     cx_perm8 ptab;
     const cx_perm8 *vt = NULL;
     int v512 = CX_CPU_HAS("avx512f"), vbmi2 = CX_CPU_HAS("avx512vbmi2");
+    int dq = CX_CPU_HAS("avx512dq");
     if (!v512 && CX_CPU_HAS("avx2")) {
         cx_perm8_init(&ptab);
         vt = &ptab;
@@ -1067,7 +1113,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             uint64_t x = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
             uint64_t xw = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)i);
             cx_pick_row(&x, bt, sm, swords, n_post - r->n, cnt[i], u, vbmi2);
-            draw_row_weights(init, &xw, wn, cnt[i]);
+            draw_row_weights(init, &xw, wn, cnt[i], dq);
             u[cnt[i]] = INT32_MAX;
 #ifdef CX_REWIRE_AVX2
             if (v512 && i + 1 < hi) {
@@ -1080,7 +1126,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 uint64_t x2 = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)(i + 1));
                 uint64_t xw2 = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)(i + 1));
                 cx_pick_row(&x2, bt, sm, swords, n_post - r2->n, cnt[i + 1], u2, vbmi2);
-                draw_row_weights(init, &xw2, wn2, cnt[i + 1]);
+                draw_row_weights(init, &xw2, wn2, cnt[i + 1], dq);
                 u2[cnt[i + 1]] = INT32_MAX;
                 cx_index o2;
                 rw_pf pf = {.n = 0}; /* the next pair, past the heads prefetched above */
