@@ -932,7 +932,7 @@ bracket_scan_avx512(const cx_row *rows, cx_index lo, cx_index hi, uint32_t klo, 
         const cx_real *W = rows[i].col[CX_COL_WEIGHT];
         cx_index n = rows[i].n;
         cx_size b0 = b;
-        if (it) /* the row split's draws for row i (compute, hidden under the loads) */
+        if (it) /* the row split's draws for row i */
             cnt[i] = cx_split_next(it, i);
         /* paced prefetch of row i + 1, one line per step (a step reads one
          * line of row i): the hardware prefetcher starts cold on every

@@ -210,9 +210,9 @@ static inline void cx_index_chunk(cx_index n_pre, int t, int nt, cx_index *lo, c
  * number of keys == *T in the chunks before t (all 0 when *r_ties == 0).
  * low[n_pre] (may be NULL) gets a lower bound of each row's drops (the
  * keys below the sampled bracket, or 0).
- * sj (may be NULL): a row split drawn during the read pass, which is
- * memory-bound, so the draws cost little; sj->done says whether it was
- * (not on the histogram fallback).
+ * sj (may be NULL): a row split drawn during the read pass (a little
+ * cheaper than drawing it after; the loads hide few of the draws);
+ * sj->done says whether it was (not on the histogram fallback).
  * Requires 0 < n < n_synapses and 1 <= nt <= max(n_pre, 1); tb[nt].
  * Errors: ENOMEM (nothing changed).
  */
