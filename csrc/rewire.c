@@ -11,6 +11,20 @@
  */
 #include "storage.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h> /* the vector paths, chosen at run time */
+#endif
+
+/* Below this many synapses a rewire runs on one thread: a team costs more
+ * than it saves (1.3e5 synapses: 0.81 ms on one thread, 1.02 ms on two,
+ * best of 60), and on a busy machine each of its parallel regions may
+ * wait for a scheduler slice (medians of 40 ms).  Results never depend
+ * on it; the C tests set it to 0 so that their small projections still
+ * run every thread count. */
+#ifndef RW_SERIAL_SYNAPSES
+#define RW_SERIAL_SYNAPSES ((cx_size)1 << 18)
+#endif
+
 /* seed domains (see storage.h): the row split and the per-row draws */
 #define CX_DOM_RWSPLIT 0x510E527FADE682D1ull
 #define CX_DOM_RWROW 0x9B05688C2B3E6C1Full
@@ -210,6 +224,51 @@ static inline int mark_new(uint64_t *bits, uint64_t *sq, uint64_t v) {
 }
 
 /*
+ * The emission of cx_pick_row with AVX-512 VBMI2 (x86-64, chosen at run
+ * time): each marked word becomes the positions of its bits in one byte
+ * compress of 0..63, widened to 16 ids and stored under a mask (no room
+ * needed past u[k]: random.c packs the rows' picks back to back).  The
+ * scalar emission's per-bit loop mispredicted on every word holding two
+ * picks (~15% of them at 100 picks in 19,000 slots), and its cost was
+ * about that of the draws.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CX_PICK_VBMI2 1
+__attribute__((target("avx512f,avx512bw,avx512vbmi2"))) static void
+emit_vbmi2(uint64_t *bits, uint64_t *sum, size_t sw, size_t ns, cx_index *u) {
+    const __m512i iota = _mm512_set_epi8(
+        63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42,
+        41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
+        19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    cx_index o = 0;
+    for (size_t a = 0; a < ns; a++) {
+        uint64_t m = sum[a] | sum[sw + a] | sum[2 * sw + a] | sum[3 * sw + a];
+        sum[a] = sum[sw + a] = sum[2 * sw + a] = sum[3 * sw + a] = 0;
+        while (m) {
+            size_t w = a * 64 + (size_t)__builtin_ctzll(m);
+            uint64_t b = bits[w];
+            m &= m - 1;
+            bits[w] = 0;
+            __m512i pos = _mm512_maskz_compress_epi8(b, iota);
+            __m512i base = _mm512_set1_epi32((int)(w * 64));
+            int pc = __builtin_popcountll(b);
+            for (int q = 0; q < pc; q += 16) { /* one step unless the word is dense */
+                __m512i ids =
+                    _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(pos)), base);
+                int left = pc - q;
+                _mm512_mask_storeu_epi32(u + o + q,
+                                         left >= 16 ? (__mmask16)0xffffu
+                                                    : (__mmask16)((1u << left) - 1u),
+                                         ids);
+                pos = _mm512_alignr_epi32(pos, pos, 4); /* the next 16 positions */
+            }
+            o += pc;
+        }
+    }
+}
+#endif
+
+/*
  * cx_pick_row (storage.h): u[k] = k distinct values drawn uniformly from
  * [0, n), ascending.  Sparse case (2k <= n): each draw is checked against
  * bits (a repeat is drawn again, so the set is a uniform k-subset), and
@@ -223,7 +282,7 @@ static inline int mark_new(uint64_t *bits, uint64_t *sq, uint64_t v) {
  * on entry and on exit.  O(k + n / 4096)
  */
 void cx_pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_index n, cx_index k,
-                 cx_index *u) {
+                 cx_index *u, int vbmi2) {
     if (k <= 0)
         return;
     if (2 * (int64_t)k > n) {
@@ -245,8 +304,15 @@ void cx_pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_inde
             got += mark_new(bits, sum + (size_t)(q++ & 3) * sw, m1 >> 32);
     }
     *xp = x;
-    cx_index o = 0;
     size_t ns = ((size_t)n + 4095) / 4096;
+#ifdef CX_PICK_VBMI2
+    if (vbmi2) {
+        emit_vbmi2(bits, sum, sw, ns, u);
+        return;
+    }
+#endif
+    (void)vbmi2;
+    cx_index o = 0;
     for (size_t a = 0; a < ns; a++) {
         uint64_t m = sum[a] | sum[sw + a] | sum[2 * sw + a] | sum[3 * sw + a];
         sum[a] = sum[sw + a] = sum[2 * sw + a] = sum[3 * sw + a] = 0;
@@ -263,14 +329,59 @@ void cx_pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_inde
     }
 }
 
+/*
+ * UNIFORM weights 8 at a time (AVX-512 DQ, chosen at run time): lane q of
+ * a step takes splitmix64 at counter x + (q + 1) gamma (each output is a
+ * function of its counter alone), and the doubles go through the scalar
+ * loop's operations in its order (exact u64 -> double conversion, one
+ * multiply, one add, no contraction), so the weights are bitwise the
+ * same.  Returns how many of wn[c] it wrote (a multiple of 8) and advances
+ * *xp past them.  The scalar loop was ~4% of a rewire.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CX_DRAW_AVX512 1
+__attribute__((target("avx512f,avx512dq"))) static cx_index
+draw_uniform_avx512(double a, double b, uint64_t *xp, cx_real *wn, cx_index c) {
+    const uint64_t g = 0x9E3779B97F4A7C15ull;
+    const __m512i lane = _mm512_setr_epi64(1, 2, 3, 4, 5, 6, 7, 8);
+    __m512i ctr = _mm512_add_epi64(_mm512_set1_epi64((long long)*xp),
+                                   _mm512_mullo_epi64(lane, _mm512_set1_epi64((long long)g)));
+    const __m512i step = _mm512_set1_epi64((long long)(8 * g));
+    const __m512i m1 = _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull);
+    const __m512i m2 = _mm512_set1_epi64((long long)0x94D049BB133111EBull);
+    const __m512d va = _mm512_set1_pd(a), vw = _mm512_set1_pd(b - a);
+    const __m512d scale = _mm512_set1_pd(0x1.0p-53);
+    cx_index k = 0;
+    for (; k + 8 <= c; k += 8) {
+        __m512i z = ctr;
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), m1);
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), m2);
+        z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+        __m512d u = _mm512_mul_pd(_mm512_cvtepu64_pd(_mm512_srli_epi64(z, 11)), scale);
+        _mm256_storeu_ps(wn + k, _mm512_cvtpd_ps(_mm512_add_pd(va, _mm512_mul_pd(vw, u))));
+        ctr = _mm512_add_epi64(ctr, step);
+    }
+    *xp += (uint64_t)k * g;
+    return k;
+}
+#endif
+
 /* wn[c] = the weights of a row's new synapses, in order, from the
- * counter-based stream *x (NORMAL: Box-Muller, one pair per weight). */
-static void draw_row_weights(cx_init init, uint64_t *xp, cx_real *wn, cx_index c) {
+ * counter-based stream *x (NORMAL: Box-Muller, one pair per weight);
+ * dq: CX_CPU_HAS("avx512dq"), probed once by the caller. */
+static void draw_row_weights(cx_init init, uint64_t *xp, cx_real *wn, cx_index c, int dq) {
     double a = init.a, b = init.b;
     uint64_t xv = *xp, *x = &xv; /* the counter stays in a register */
+    cx_index k0 = 0;
     switch (init.kind) {
     case CX_INIT_UNIFORM:
-        for (cx_index k = 0; k < c; k++)
+#ifdef CX_DRAW_AVX512
+        if (dq)
+            k0 = draw_uniform_avx512(a, b, x, wn, c);
+#else
+        (void)dq;
+#endif
+        for (cx_index k = k0; k < c; k++)
             wn[k] = (cx_real)(a + (b - a) * ((double)(cx_splitmix64(x) >> 11) * 0x1.0p-53));
         break;
     case CX_INIT_NORMAL:
@@ -393,7 +504,6 @@ static cx_index row_merge(unsigned cols, const cx_row *r, cx_row *dst, const cx_
  * dropped, and the last < 8 originals, take the scalar seg_keep.
  */
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 #define CX_REWIRE_AVX2 1
 
 __attribute__((target("avx2"))) static cx_index
@@ -828,9 +938,11 @@ static void fresh_free(cx_row *f) {
  *   1. the cut (cx_prune_cut, read-only; skipped when everything goes),
  *      with a lower bound low_i of each row's drops;
  *   2. the per-row counts of new synapses (the split tree): drawn by the
- *      cut's pass, each chunk its own rows (cx_split_next), the draws
- *      overlapping the memory traffic; else cx_split_rows (its first
- *      levels serially, the subtrees below in parallel);
+ *      cut's pass, each chunk its own rows (cx_split_next); else
+ *      cx_split_rows (its first levels serially, the subtrees below in
+ *      parallel).  Measured at 2e7 synapses, 2 threads: the draws add
+ *      ~1.1 ms to the pass, little of them hidden by its loads, against
+ *      ~1.35 ms for cx_split_rows after it;
  *   3. reserve (parallel, rows untouched): every row with
  *      n - low_i + c_i > cap gets fresh arrays.  Any ENOMEM here frees
  *      everything and leaves the projection untouched.  Fresh arrays
@@ -863,7 +975,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         return CX_OK;
     cx_row *rows = proj->rows;
     unsigned cols = proj->cols;
-    int nt = cx_storage_threads(n_threads);
+    int nt = N < RW_SERIAL_SYNAPSES ? 1 : cx_storage_threads(n_threads);
     if (nt > n_pre)
         nt = n_pre;
     cx_status st = CX_ENOMEM;
@@ -884,7 +996,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         goto out;
 
     /* ---- 1. the cut, and 2. the per-row counts: drawn during the cut's
-     * read pass when it has one (compute hidden under memory traffic) */
+     * read pass when it has one */
     fp[0] = 0;
     for (cx_index i = 0; i < n_pre; i++)
         fp[i + 1] = fp[i] + (n_post - rows[i].n);
@@ -966,7 +1078,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     /* ---- 4. commit: cannot fail */
     cx_perm8 ptab;
     const cx_perm8 *vt = NULL;
-    int v512 = CX_CPU_HAS("avx512f");
+    int v512 = CX_CPU_HAS("avx512f"), vbmi2 = CX_CPU_HAS("avx512vbmi2");
+    int dq = CX_CPU_HAS("avx512dq");
     if (!v512 && CX_CPU_HAS("avx2")) {
         cx_perm8_init(&ptab);
         vt = &ptab;
@@ -1001,8 +1114,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             /* row i's positions and weights: two streams (seed, i) */
             uint64_t x = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
             uint64_t xw = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)i);
-            cx_pick_row(&x, bt, sm, swords, n_post - r->n, cnt[i], u);
-            draw_row_weights(init, &xw, wn, cnt[i]);
+            cx_pick_row(&x, bt, sm, swords, n_post - r->n, cnt[i], u, vbmi2);
+            draw_row_weights(init, &xw, wn, cnt[i], dq);
             u[cnt[i]] = INT32_MAX;
 #ifdef CX_REWIRE_AVX2
             if (v512 && i + 1 < hi) {
@@ -1014,8 +1127,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                     prefetch_row(&rows[i + 3]);
                 uint64_t x2 = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)(i + 1));
                 uint64_t xw2 = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)(i + 1));
-                cx_pick_row(&x2, bt, sm, swords, n_post - r2->n, cnt[i + 1], u2);
-                draw_row_weights(init, &xw2, wn2, cnt[i + 1]);
+                cx_pick_row(&x2, bt, sm, swords, n_post - r2->n, cnt[i + 1], u2, vbmi2);
+                draw_row_weights(init, &xw2, wn2, cnt[i + 1], dq);
                 u2[cnt[i + 1]] = INT32_MAX;
                 cx_index o2;
                 rw_pf pf = {.n = 0}; /* the next pair, past the heads prefetched above */

@@ -153,10 +153,12 @@ typedef struct {
  * u[k] = k distinct values drawn uniformly from [0, n), ascending, from
  * the counter-based (splitmix64) stream *x (rewire.c).  bits[(n + 63) / 64]
  * and sum[4 * sw], sw = (n + 4095) / 4096, are scratch, zero on entry and
- * on exit.  O(k + n / 4096) (dense picks, 2k > n: cx_pick_sorted)
+ * on exit.  vbmi2: CX_CPU_HAS("avx512vbmi2"), probed once by the caller
+ * (the same u either way).  O(k + n / 4096) (dense picks, 2k > n:
+ * cx_pick_sorted)
  */
 void cx_pick_row(uint64_t *x, uint64_t *bits, uint64_t *sum, size_t sw, cx_index n, cx_index k,
-                 cx_index *u);
+                 cx_index *u, int vbmi2);
 
 /*
  * Row r plus c new synapses -- the u[k]-th absent ids, u ascending, with
@@ -208,9 +210,9 @@ static inline void cx_index_chunk(cx_index n_pre, int t, int nt, cx_index *lo, c
  * number of keys == *T in the chunks before t (all 0 when *r_ties == 0).
  * low[n_pre] (may be NULL) gets a lower bound of each row's drops (the
  * keys below the sampled bracket, or 0).
- * sj (may be NULL): a row split drawn during the read pass, which is
- * memory-bound, so the draws cost little; sj->done says whether it was
- * (not on the histogram fallback).
+ * sj (may be NULL): a row split drawn during the read pass (a little
+ * cheaper than drawing it after; the loads hide few of the draws);
+ * sj->done says whether it was (not on the histogram fallback).
  * Requires 0 < n < n_synapses and 1 <= nt <= max(n_pre, 1); tb[nt].
  * Errors: ENOMEM (nothing changed).
  */

@@ -85,14 +85,15 @@ def test_rewire_uses_the_projection_init_and_keeps_forward_exact():
 
 @pytest.mark.parametrize("fraction", [0.1, 0.5])
 def test_rewire_is_bitwise_independent_of_threads(fraction):
+    # 3e5 synapses: above the size under which rewire runs on one thread
     results = []
     for n_threads in (1, 2):
         old = cx.set_num_threads(n_threads)
         try:
             net = cx.Network(seed=3)
-            a = net.add_population("a", 300)
-            b = net.add_population("b", 500)
-            p = net.connect(a, b, fanout=60)
+            a = net.add_population("a", 600)
+            b = net.add_population("b", 1000)
+            p = net.connect(a, b, fanout=500)
             p.rewire(fraction, seed=123)
             results.append(p.to_coo())
         finally:

@@ -22,6 +22,7 @@ for variant in "-fopenmp" "" "-fopenmp -DCX_STORAGE_TEST_ALT"; do
   echo "== variant: ${variant:-serial}"
   gcc $WARN $SAN $variant $WRAP -Icsrc $SRC tests/c/test_storage.c -lm -o "$OUT"
   "$OUT" "$@"
-  gcc $WARN $SAN $variant $WRAP -Icsrc $SRC tests/c/test_rewire.c -lm -o "$OUT"
+  # every thread count even on small projections (rewire.c's serial cutoff off)
+  gcc $WARN $SAN $variant $WRAP -DRW_SERIAL_SYNAPSES=0 -Icsrc $SRC tests/c/test_rewire.c -lm -o "$OUT"
   "$OUT" ${REWIRE_CASES:-200}
 done

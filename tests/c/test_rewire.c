@@ -428,9 +428,10 @@ static void test_uniformity(void) {
 /*
  * cx_pick_row against its definition: k distinct values of [0, n),
  * ascending, scratch bitmaps zero again on exit, the same output for the
- * same stream; sparse (2k <= n: bitmap + word summary) and dense (2k > n)
- * cases, n around the 64- and 4096-bit word edges.  Then a chi-square
- * over the values: each of n values is picked with probability k / n.
+ * same stream from the portable and the vector emission; sparse (2k <= n:
+ * bitmap + word summary) and dense (2k > n) cases, n around the 64- and
+ * 4096-bit word edges.  Then a chi-square over the values: each of n
+ * values is picked with probability k / n.
  */
 static void test_pick_row(void) {
     const cx_index ns[] = {1, 2, 63, 64, 65, 100, 4095, 4096, 4097, 9000, 20000};
@@ -447,7 +448,7 @@ static void test_pick_row(void) {
             if (k < 0 || k > n)
                 continue;
             uint64_t x = cx_rng_stream(0x1234u + (uint64_t)a, (uint64_t)b), x2 = x;
-            cx_pick_row(&x, bits, sum, sw, n, k, u);
+            cx_pick_row(&x, bits, sum, sw, n, k, u, 0);
             for (cx_index q = 0; q < k; q++) {
                 CHECK(u[q] >= 0 && u[q] < n);
                 if (q > 0)
@@ -459,7 +460,8 @@ static void test_pick_row(void) {
             for (size_t w = 0; w < 4 * sw; w++)
                 clean &= sum[w] == 0;
             CHECK(clean);
-            cx_pick_row(&x2, bits, sum, sw, n, k, v); /* same stream, same picks */
+            /* same stream, same picks (vector emission where the CPU has it) */
+            cx_pick_row(&x2, bits, sum, sw, n, k, v, CX_CPU_HAS("avx512vbmi2"));
             CHECK(k == 0 || memcmp(u, v, (size_t)k * sizeof(cx_index)) == 0);
         }
         free(bits);
@@ -480,7 +482,7 @@ static void test_pick_row(void) {
         long *cnt = calloc((size_t)n, sizeof(long));
         for (int r = 0; r < R; r++) {
             uint64_t x = cx_rng_stream(77u + (uint64_t)e, (uint64_t)r);
-            cx_pick_row(&x, bits, sum, sw, n, k, u);
+            cx_pick_row(&x, bits, sum, sw, n, k, u, CX_CPU_HAS("avx512vbmi2"));
             for (cx_index q = 0; q < k; q++)
                 cnt[u[q]]++;
         }
