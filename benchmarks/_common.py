@@ -91,14 +91,14 @@ def build_network(n_pre: int, n_post: int, fanout: int, seed: int = 0, init="uni
     return net, inp, out, proj
 
 
-def measure_build(n_pre: int, n_post: int, fanout: int, seed: int = 0) -> dict:
+def measure_build(n_pre: int, n_post: int, fanout: int, seed: int = 0, init: str = "uniform") -> dict:
     """Build one projection, timing it and measuring RSS growth (call in a fresh process
     for a clean RSS figure)."""
     gc.collect()
     malloc_trim()
     rss0 = rss_bytes()
     t0 = time.perf_counter()
-    net, inp, out, proj = build_network(n_pre, n_post, fanout, seed=seed)
+    net, inp, out, proj = build_network(n_pre, n_post, fanout, seed=seed, init=init)
     seconds = time.perf_counter() - t0
     rss1 = rss_bytes()
     malloc_trim()

@@ -133,7 +133,7 @@ def run(args) -> int:
     print(f"machine: {machine_info()}")
     print(
         f"n = {n} -> {n} neurons, fan-out {fanout}, batch {B}, threads {n_threads}, "
-        f"repeats {args.repeats}, seed {args.seed}"
+        f"repeats {args.repeats}, seed {args.seed}, init {args.init}"
     )
 
     check_same_computation(sp=sp)
@@ -142,7 +142,7 @@ def run(args) -> int:
         f"{'scipy' if sp is not None else 'dense numpy'} on a small network (assert_allclose)"
     )
 
-    b = measure_build(n, n, fanout, seed=args.seed)
+    b = measure_build(n, n, fanout, seed=args.seed, init=args.init)
     net, out, p, S = b["net"], b["out"], b["proj"], b["n_synapses"]
     _zero_bias(out)
     print(f"build: {S:,} synapses in {b['seconds']:.3f} s  ({S / b['seconds'] / 1e6:.1f} M synapses/s)")
@@ -292,6 +292,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--repeats", type=int, default=5, help="best of this many runs")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--init",
+        default="uniform",
+        choices=("uniform", "normal"),
+        help="the projection's initialiser, which grow and rewire also draw new weights from",
+    )
     ap.add_argument("--skip-scipy", action="store_true", help="time connectome only")
     return run(ap.parse_args(argv))
 

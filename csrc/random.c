@@ -97,23 +97,10 @@ void cx_pick_sorted(uint64_t *s, uint64_t *bits, cx_index n, cx_index k, cx_inde
     }
 }
 
-/*
- * Standard normal draws by the ziggurat method (Marsaglia & Tsang 2000,
- * 128 layers), with the layer index and the value taken from different
- * bits of one 64-bit draw (Doornik 2005's fix).  ~97% of draws cost one
- * random number, one compare and one multiply; Box-Muller (one log, sqrt
- * and cos per weight) dominated building 10^8 synapses.
- * The tables are built per call (~130 exp/log) and passed down: no
- * global state, nothing to initialise, thread-safe.
- */
-#define ZIG_R 3.442619855899
-typedef struct {
-    double k[128], w[128], f[128];
-} zig_tables;
-
-static void zig_init(zig_tables *z) {
+/* The ziggurat's tables (see cx_zig_normal in internal.h). */
+void cx_zig_init(cx_zig *z) {
     const double m1 = 2147483648.0, vn = 9.91256303526217e-3;
-    double dn = ZIG_R, tn = dn;
+    double dn = CX_ZIG_R, tn = dn;
     double q = vn / exp(-0.5 * dn * dn);
     z->k[0] = (dn / q) * m1;
     z->k[1] = 0;
@@ -130,34 +117,13 @@ static void zig_init(zig_tables *z) {
     }
 }
 
-static double zig_normal(const zig_tables *z, uint64_t *s) {
-    for (;;) {
-        uint64_t u = cx_rng_next(s);
-        int iz = (int)(u & 127);
-        int32_t hz = (int32_t)(uint32_t)(u >> 32);
-        double x = (double)hz * z->w[iz];
-        if (fabs((double)hz) < z->k[iz])
-            return x; /* inside the layer's rectangle */
-        if (iz == 0) { /* the tail beyond ZIG_R */
-            double xt, y;
-            do {
-                xt = -log(1.0 - cx_rng_unit(s)) / ZIG_R;
-                y = -log(1.0 - cx_rng_unit(s));
-            } while (y + y < xt * xt);
-            return hz > 0 ? ZIG_R + xt : -ZIG_R - xt;
-        }
-        if (z->f[iz] + cx_rng_unit(s) * (z->f[iz - 1] - z->f[iz]) < exp(-0.5 * x * x))
-            return x; /* under the curve in the wedge */
-    }
-}
-
 /* Weights for k new synapses, in row order (z: tables for NORMAL). */
-static void draw_weights(cx_init init, const zig_tables *z, uint64_t *s, cx_real *w,
+static void draw_weights(cx_init init, const cx_zig *z, uint64_t *s, cx_real *w,
                          cx_index k) {
     switch (init.kind) {
     case CX_INIT_NORMAL:
         for (cx_index j = 0; j < k; j++)
-            w[j] = (cx_real)(init.a + init.b * zig_normal(z, s));
+            w[j] = (cx_real)(init.a + init.b * cx_zig_normal(z, s));
         return;
     case CX_INIT_UNIFORM:
         for (cx_index j = 0; j < k; j++)
@@ -173,7 +139,7 @@ static void draw_weights(cx_init init, const zig_tables *z, uint64_t *s, cx_real
 
 /* Fill an empty row of capacity >= k with k random targets from stream s. */
 static void fill_row(unsigned cols, cx_row *r, cx_index n_post, cx_index k, cx_init init,
-                     const zig_tables *z, uint64_t s, uint64_t *bits) {
+                     const cx_zig *z, uint64_t s, uint64_t *bits) {
     cx_pick_sorted(&s, bits, n_post, k, r->post, NULL);
     draw_weights(init, z, &s, r->col[CX_COL_WEIGHT], k);
     for (int c = 1; c < CX_N_COLS; c++)
@@ -245,8 +211,8 @@ cx_status cx_proj_fill_random(cx_proj *proj, cx_index fanout, cx_init init, uint
     unsigned cols = proj->cols;
     cx_index n_post = proj->n_post;
     uint64_t base = seed ^ CX_DOM_FILL;
-    zig_tables zt;
-    zig_init(&zt);
+    cx_zig zt;
+    cx_zig_init(&zt);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
@@ -492,8 +458,8 @@ cx_status cx_proj_grow(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, in
          * else in one backward pass (row_insert_slots) */
         cx_row *rows = proj->rows;
         uint64_t wbase = seed ^ CX_DOM_GROWW;
-        zig_tables zt;
-        zig_init(&zt);
+        cx_zig zt;
+        cx_zig_init(&zt);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
@@ -588,8 +554,8 @@ cx_status cx_proj_add_pre(cx_proj *proj, cx_index n_new, cx_index fanout, cx_ini
         }
     }
     uint64_t base = seed ^ CX_DOM_ADDPRE;
-    zig_tables zt;
-    zig_init(&zt);
+    cx_zig zt;
+    cx_zig_init(&zt);
     for (cx_index j = 0; j < n_new; j++)
         fill_row(proj->cols, &proj->rows[n0 + j], proj->n_post, fanout, init, &zt,
                  cx_rng_stream(base, (uint64_t)(n0 + j)), bits);
@@ -620,8 +586,8 @@ cx_status cx_proj_add_post(cx_proj *proj, cx_index n_new, cx_index fanin, cx_ini
     cx_status st = (sel && selw && cnt && bits) ? CX_OK : CX_ENOMEM;
     if (st == CX_OK) {
         uint64_t base = seed ^ CX_DOM_ADDPOST;
-        zig_tables zt;
-        zig_init(&zt);
+        cx_zig zt;
+        cx_zig_init(&zt);
         for (cx_index j = 0; j < n_new; j++) {
             uint64_t s = cx_rng_stream(base, (uint64_t)(p0 + j));
             cx_index *pj = sel + (size_t)j * fanin;

@@ -83,8 +83,23 @@ def test_rewire_uses_the_projection_init_and_keeps_forward_exact():
     assert_within(p.grad(), bw.grad[0], bw.grad_tol[0], "synapse grads after rewire")
 
 
+def test_rewire_draws_normal_init_weights_with_its_moments():
+    """init="normal": the regrown weights are N(0, s^2) (mean, std, tails of 1.5e5 draws)."""
+    net = cx.Network(seed=2)
+    p = net.connect(net.add_population("a", 500), net.add_population("b", 1000), fanout=300, init="normal")
+    s = math.sqrt(2.0 / (300 * 500 / 1000))  # He: sqrt(2 / mean fan-in)
+    p.set_weights(np.full(p.n_synapses, 10.0 * s, dtype=np.float32))  # old ones stand out
+    k = p.rewire(1.0, seed=5)
+    w = p.to_coo()[2].astype(np.float64)
+    assert k == w.size == 150_000 and np.all(np.abs(w) < 7 * s)  # every synapse new
+    assert abs(w.mean()) < 4 * s / math.sqrt(k)
+    assert abs(w.std() / s - 1.0) < 0.01
+    assert abs(np.mean(np.abs(w) > 2 * s) - 0.0455) < 0.003  # two-sided tail beyond 2 sigma
+
+
+@pytest.mark.parametrize("init", ["uniform", "normal"])
 @pytest.mark.parametrize("fraction", [0.1, 0.5])
-def test_rewire_is_bitwise_independent_of_threads(fraction):
+def test_rewire_is_bitwise_independent_of_threads(fraction, init):
     # 3e5 synapses: above the size under which rewire runs on one thread
     results = []
     for n_threads in (1, 2):
@@ -93,7 +108,7 @@ def test_rewire_is_bitwise_independent_of_threads(fraction):
             net = cx.Network(seed=3)
             a = net.add_population("a", 600)
             b = net.add_population("b", 1000)
-            p = net.connect(a, b, fanout=500)
+            p = net.connect(a, b, fanout=500, init=init)
             p.rewire(fraction, seed=123)
             results.append(p.to_coo())
         finally:
