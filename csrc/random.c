@@ -180,6 +180,48 @@ static cx_status row_exact_cap(const cx_proj *p, cx_row *r, cx_index k) {
     return ok ? CX_OK : CX_ENOMEM;
 }
 
+/*
+ * Every row of an empty projection to capacity exactly k, one array kind
+ * at a time: all rows' post[] arrays, then all rows' arrays of each
+ * enabled column.  Allocated in that order, consecutive rows' arrays of
+ * one kind lie next to each other in the heap, so a pass that reads one
+ * kind across the rows (the prune cut reads only the weights) streams
+ * through memory; allocated row by row, the kinds alternate and such a
+ * pass runs at half the speed (benchmarks/membw.c).  On ENOMEM the caps
+ * stay valid lower bounds (min(old cap, k) until every array has k).
+ */
+static cx_status rows_exact_cap(cx_proj *p, cx_index k) {
+    cx_row *rows = p->rows;
+    if (k == 0) {
+        for (cx_index i = 0; i < p->n_pre; i++)
+            cx_row_free(&rows[i]);
+        return CX_OK;
+    }
+    for (cx_index i = 0; i < p->n_pre; i++)
+        if (rows[i].cap > k)
+            rows[i].cap = k;
+    for (int c = -1; c < CX_N_COLS; c++) {
+        if (c >= 0 && !CX_COL_ON(p, c))
+            continue;
+        for (cx_index i = 0; i < p->n_pre; i++) {
+            if (c < 0) {
+                cx_index *v = realloc(rows[i].post, (size_t)k * sizeof(cx_index));
+                if (!v)
+                    return CX_ENOMEM;
+                rows[i].post = v;
+            } else {
+                cx_real *v = realloc(rows[i].col[c], (size_t)k * sizeof(cx_real));
+                if (!v)
+                    return CX_ENOMEM;
+                rows[i].col[c] = v;
+            }
+        }
+    }
+    for (cx_index i = 0; i < p->n_pre; i++)
+        rows[i].cap = k;
+    return CX_OK;
+}
+
 /* =========================================================== construction */
 
 /*
@@ -201,11 +243,9 @@ cx_status cx_proj_fill_random(cx_proj *proj, cx_index fanout, cx_init init, uint
         return CX_ENOMEM;
     /* Phase 1: exact capacity (rows are empty, so a failure changes no
      * content).  Phase 2 cannot fail. */
-    for (cx_index i = 0; i < proj->n_pre; i++) {
-        if (row_exact_cap(proj, &proj->rows[i], fanout) != CX_OK) {
-            free(bitmaps);
-            return CX_ENOMEM;
-        }
+    if (rows_exact_cap(proj, fanout) != CX_OK) {
+        free(bitmaps);
+        return CX_ENOMEM;
     }
     cx_row *rows = proj->rows;
     unsigned cols = proj->cols;

@@ -1061,14 +1061,20 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             memset(f, 0, sizeof(*f));
             low[i] = -1; /* low_i is not used after this: row i has fresh[i] */
             f->post = malloc((size_t)cap * sizeof(cx_index));
-            int ok = f->post != NULL;
-            for (int a = 0; a < CX_N_COLS; a++)
-                if ((cols >> a) & 1u) {
-                    f->col[a] = malloc((size_t)cap * sizeof(cx_real));
-                    ok &= f->col[a] != NULL;
-                }
             f->cap = cap;
-            fail |= !ok;
+            fail |= f->post == NULL;
+        }
+        /* each column's arrays after all the post[] arrays, one kind at a
+         * time, so that one kind's arrays lie together in the heap (see
+         * rows_exact_cap in random.c) */
+        for (int a = 0; a < CX_N_COLS && !fail; a++) {
+            if (!((cols >> a) & 1u))
+                continue;
+            for (cx_index i = lo; i < hi && !fail; i++)
+                if (low[i] < 0) {
+                    fresh[i].col[a] = malloc((size_t)fresh[i].cap * sizeof(cx_real));
+                    fail |= fresh[i].col[a] == NULL;
+                }
         }
     }
     if (fail) {
