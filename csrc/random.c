@@ -149,61 +149,29 @@ static void fill_row(unsigned cols, cx_row *r, cx_index n_post, cx_index k, cx_i
 }
 
 /*
- * Give an EMPTY row capacity exactly k.  On failure the row is still empty
- * and consistent: growing keeps the old cap until every array succeeded;
- * shrinking may set cap = k at once (a failed shrink keeps a larger block).
+ * Empty rows [lo, hi) to capacity exactly k, one array kind at a time: all
+ * the rows' post[] arrays, then all their arrays of each enabled column.
+ * Allocated in that order, consecutive rows' arrays of one kind lie next
+ * to each other in the heap, so a pass that reads one kind across the rows
+ * (the prune cut reads only the weights) streams through memory; allocated
+ * row by row, the kinds alternate and such a pass runs at half the speed
+ * (benchmarks/membw.c).  On ENOMEM the rows are still empty and their caps
+ * valid lower bounds (min(old cap, k) until every array has k).
  */
-static cx_status row_exact_cap(const cx_proj *p, cx_row *r, cx_index k) {
-    if (r->cap == k)
-        return CX_OK;
-    if (k == 0) {
-        cx_row_free(r);
-        return CX_OK;
-    }
-    int ok = 1;
-    void *v = realloc(r->post, (size_t)k * sizeof(cx_index));
-    if (v)
-        r->post = v;
-    else
-        ok = 0;
-    for (int c = 0; c < CX_N_COLS; c++) {
-        if (!CX_COL_ON(p, c))
-            continue;
-        v = realloc(r->col[c], (size_t)k * sizeof(cx_real));
-        if (v)
-            r->col[c] = v;
-        else
-            ok = 0;
-    }
-    if (ok || k < r->cap)
-        r->cap = k;
-    return ok ? CX_OK : CX_ENOMEM;
-}
-
-/*
- * Every row of an empty projection to capacity exactly k, one array kind
- * at a time: all rows' post[] arrays, then all rows' arrays of each
- * enabled column.  Allocated in that order, consecutive rows' arrays of
- * one kind lie next to each other in the heap, so a pass that reads one
- * kind across the rows (the prune cut reads only the weights) streams
- * through memory; allocated row by row, the kinds alternate and such a
- * pass runs at half the speed (benchmarks/membw.c).  On ENOMEM the caps
- * stay valid lower bounds (min(old cap, k) until every array has k).
- */
-static cx_status rows_exact_cap(cx_proj *p, cx_index k) {
+static cx_status rows_exact_cap(cx_proj *p, cx_index lo, cx_index hi, cx_index k) {
     cx_row *rows = p->rows;
     if (k == 0) {
-        for (cx_index i = 0; i < p->n_pre; i++)
+        for (cx_index i = lo; i < hi; i++)
             cx_row_free(&rows[i]);
         return CX_OK;
     }
-    for (cx_index i = 0; i < p->n_pre; i++)
+    for (cx_index i = lo; i < hi; i++)
         if (rows[i].cap > k)
             rows[i].cap = k;
-    for (int c = -1; c < CX_N_COLS; c++) {
+    for (int c = -1; c < CX_N_COLS; c++) { /* -1: post[] */
         if (c >= 0 && !CX_COL_ON(p, c))
             continue;
-        for (cx_index i = 0; i < p->n_pre; i++) {
+        for (cx_index i = lo; i < hi; i++) {
             if (c < 0) {
                 cx_index *v = realloc(rows[i].post, (size_t)k * sizeof(cx_index));
                 if (!v)
@@ -217,7 +185,7 @@ static cx_status rows_exact_cap(cx_proj *p, cx_index k) {
             }
         }
     }
-    for (cx_index i = 0; i < p->n_pre; i++)
+    for (cx_index i = lo; i < hi; i++)
         rows[i].cap = k;
     return CX_OK;
 }
@@ -243,7 +211,7 @@ cx_status cx_proj_fill_random(cx_proj *proj, cx_index fanout, cx_init init, uint
         return CX_ENOMEM;
     /* Phase 1: exact capacity (rows are empty, so a failure changes no
      * content).  Phase 2 cannot fail. */
-    if (rows_exact_cap(proj, fanout) != CX_OK) {
+    if (rows_exact_cap(proj, 0, proj->n_pre, fanout) != CX_OK) {
         free(bitmaps);
         return CX_ENOMEM;
     }
@@ -584,14 +552,13 @@ cx_status cx_proj_add_pre(cx_proj *proj, cx_index n_new, cx_index fanout, cx_ini
     uint64_t *bits = calloc(words + 1, sizeof(uint64_t));
     if (!bits)
         return CX_ENOMEM;
-    /* rows[n0 ..) are zero headers (invariant); allocate them all first */
-    for (cx_index j = 0; j < n_new; j++) {
-        if (row_exact_cap(proj, &proj->rows[n0 + j], fanout) != CX_OK) {
-            for (cx_index q = 0; q <= j; q++)
-                cx_row_free(&proj->rows[n0 + q]);
-            free(bits);
-            return CX_ENOMEM;
-        }
+    /* rows[n0 ..) are zero headers (invariant); allocate them all first,
+     * and on failure zero them again */
+    if (rows_exact_cap(proj, n0, n0 + n_new, fanout) != CX_OK) {
+        for (cx_index j = 0; j < n_new; j++)
+            cx_row_free(&proj->rows[n0 + j]);
+        free(bits);
+        return CX_ENOMEM;
     }
     uint64_t base = seed ^ CX_DOM_ADDPRE;
     cx_zig zt;
