@@ -24,17 +24,6 @@ def standardize(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((X - mu) / sd).astype(np.float32) for X in (X_train, *others)]
 
 
-def split_off(X: np.ndarray, y: np.ndarray, fraction: float, *, random_state: int):
-    """Stratified split of (X, y) into (X_fit, X_held, y_fit, y_held), ``fraction`` held out.
-
-    For model selection: the held-out part of a training set serves as
-    validation data, so the test set is never used to choose anything.
-    """
-    from sklearn.model_selection import train_test_split  # the digits loader needs scikit-learn anyway
-
-    return train_test_split(X, y, test_size=fraction, stratify=y, random_state=random_state)
-
-
 def fanout_for_density(density: float, n_post: int) -> int:
     """Synapses per presynaptic neuron giving ``density`` of an n_pre x n_post projection."""
     return int(max(1, min(n_post, round(density * n_post))))
