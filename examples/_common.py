@@ -34,6 +34,11 @@ def set_density(epsilon: float, n_pre: int, n_post: int) -> float:
     return min(1.0, epsilon * (n_pre + n_post) / (n_pre * n_post))
 
 
+# Uniform initialisers whose bound is gain / sqrt(n_pre) on the dense shape: PyTorch
+# nn.Linear's default, and Kaiming's uniform for ReLU.
+FAN_IN_GAINS = {"dense-uniform": 1.0, "he-uniform": float(np.sqrt(6.0))}
+
+
 def mlp(
     sizes: Sequence[int],
     densities: Sequence[float],
@@ -67,10 +72,9 @@ def mlp(
         if init == "xavier":  # Glorot uniform on the dense shape, as SET's reference code
             bound = float(np.sqrt(6.0 / (pre.size + post.size)))
             net.connect(pre, post, fanout=fanout, init="uniform", scale=bound)
-        elif init == "dense-uniform":  # PyTorch nn.Linear's default on the dense shape
-            net.connect(pre, post, fanout=fanout, init="uniform", scale=float(1.0 / np.sqrt(pre.size)))
-        elif init == "he-uniform":  # Kaiming uniform (ReLU gain) on the dense shape
-            net.connect(pre, post, fanout=fanout, init="uniform", scale=float(np.sqrt(6.0 / pre.size)))
+        elif init in FAN_IN_GAINS:  # U(+-gain / sqrt(n_pre)) on the dense shape
+            scale = FAN_IN_GAINS[init] / float(np.sqrt(pre.size))
+            net.connect(pre, post, fanout=fanout, init="uniform", scale=scale)
         else:
             net.connect(pre, post, fanout=fanout, init=init)
     return net

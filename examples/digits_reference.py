@@ -24,14 +24,13 @@ import sys
 import time
 
 import numpy as np
-from _common import standardize
+from _common import FAN_IN_GAINS, standardize
 
 import connectome as cx
 
 SIZES = (64, 256, 256, 10)
 FANOUT = (19, 8, 10)  # digits.py's fan-outs: 7.4% and 3.1% density, then dense
 LR, MOMENTUM, WEIGHT_DECAY, BATCH, FRACTION = 0.01, 0.9, 1e-4, 32, 0.3
-GAINS = {"he-uniform": float(np.sqrt(6.0)), "dense-uniform": 1.0}  # bound = gain / sqrt(n_pre)
 
 
 class MaskedMLP:
@@ -116,7 +115,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--modes", default="SET,static,dense", help="comma-separated subset of SET,static,dense")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    ap.add_argument("--init", default="he-uniform", choices=tuple(GAINS), help="as digits.py's --init")
+    ap.add_argument("--init", default="he-uniform", choices=tuple(FAN_IN_GAINS), help="as digits.py's --init")
     ap.add_argument("--quick", action="store_true", help="1 seed, 10 epochs")
     args = ap.parse_args(argv)
     if args.quick:
@@ -134,7 +133,7 @@ def main(argv=None) -> int:
     for mode in args.modes.split(","):
         accs, t0 = [], time.perf_counter()
         for seed in range(args.seeds):
-            accs.append(100 * run_one(mode, seed, data, args.epochs, dtype, GAINS[args.init]))
+            accs.append(100 * run_one(mode, seed, data, args.epochs, dtype, FAN_IN_GAINS[args.init]))
             print(f"  {mode:<7} seed {seed}: test acc {accs[-1] / 100:.4f}", flush=True)
         a = np.array(accs)
         sd = a.std(ddof=1) if a.size > 1 else 0.0
