@@ -95,21 +95,6 @@ static inline uint64_t cx_rng_below(uint64_t *s, uint64_t n) {
 /* Uniform double in [0, 1) with 53 random bits. */
 static inline double cx_rng_unit(uint64_t *s) { return (double)(cx_rng_next(s) >> 11) * 0x1.0p-53; }
 
-/* One weight from init (Box-Muller for NORMAL, one draw per call). */
-static inline cx_real cx_init_draw(cx_init init, uint64_t *s) {
-    switch (init.kind) {
-    case CX_INIT_UNIFORM:
-        return (cx_real)(init.a + (init.b - init.a) * cx_rng_unit(s));
-    case CX_INIT_NORMAL: {
-        double u1 = 1.0 - cx_rng_unit(s); /* (0, 1] */
-        double u2 = cx_rng_unit(s);
-        return (cx_real)(init.a + init.b * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-    }
-    case CX_INIT_CONST:
-    default:
-        return init.a;
-    }
-}
 /*
  * Standard normal draws by the ziggurat method (Marsaglia & Tsang 2000,
  * 128 layers), with the layer index and the value taken from different
