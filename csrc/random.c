@@ -292,7 +292,7 @@ static cx_status slots_sample(const cx_proj *p, cx_size n, uint64_t seed, int nt
         sl->off[i + 1] = sl->off[i] + sl->cnt[i];
     const cx_row *rows = p->rows;
     const slots *cs = sl;
-    int vbmi2 = CX_CPU_HAS("avx512vbmi2");
+    int vec = CX_PICK_VEC;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
@@ -303,7 +303,7 @@ static cx_status slots_sample(const cx_proj *p, cx_size n, uint64_t seed, int nt
         for (cx_index i = lo; i < hi; i++) {
             uint64_t x = cx_rng_stream(split, (uint64_t)i);
             cx_pick_row(&x, bt, bt + words, sw, n_post - rows[i].n, cs->cnt[i],
-                        cs->u + cs->off[i], vbmi2);
+                        cs->u + cs->off[i], vec);
         }
     }
     st = CX_OK;

@@ -268,6 +268,212 @@ emit_vbmi2(uint64_t *bits, uint64_t *sum, size_t sw, size_t ns, cx_index *u) {
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CX_PICK_SORT 1
+/*
+ * The sorting path of cx_pick_row (AVX-512 F/DQ/BW, chosen at run time)
+ * for k <= 128: the first k candidates of the stream -- 16 per step, the
+ * scalar loop's splitmix64 outputs and multiply-shifts lane by lane --
+ * go through a bitonic sorting network in registers, and when they are
+ * distinct (and none was rejected) they are the answer, since the first
+ * k candidates then are the first k distinct ones.  A repeat (about k^2
+ * / 2n per row) is settled in pick_fixup, a rejected candidate (about k /
+ * 2^32 * n) by the bitmap path.  The bitmap path cost ~12 cycles a pick,
+ * mostly its stores and emission; the network is ~4 shuffle-min-max
+ * steps a candidate.
+ */
+#define PICK_SORT_MAX 128
+#define PICK_TGT __attribute__((target("avx512f,avx512dq,avx512bw"), always_inline)) static inline
+
+/* One compare-exchange stage inside each 16-lane register: lane i meets
+ * lane i ^ d (shuffle S); lanes in mask mx keep the larger value. */
+#define PK_STAGE(v, S, mx)                                                                        \
+    do {                                                                                          \
+        __m512i p_ = (S);                                                                         \
+        __m512i n_ = _mm512_min_epi32((v), p_);                                                   \
+        (v) = _mm512_mask_max_epi32(n_, (__mmask16)(mx), (v), p_);                                \
+    } while (0)
+#define PK_D1(v) _mm512_shuffle_epi32((v), (_MM_PERM_ENUM)0xB1)
+#define PK_D2(v) _mm512_shuffle_epi32((v), (_MM_PERM_ENUM)0x4E)
+#define PK_D4(v) _mm512_shuffle_i32x4((v), (v), 0xB1)
+#define PK_D8(v) _mm512_shuffle_i32x4((v), (v), 0x4E)
+
+/* Sort the 16 lanes of v, ascending (bitonic: blocks of 2, 4, 8 sorted
+ * in alternating directions, then merged). */
+PICK_TGT __m512i pk_sort16(__m512i v) {
+    PK_STAGE(v, PK_D1(v), 0x6666);
+    PK_STAGE(v, PK_D2(v), 0x3c3c);
+    PK_STAGE(v, PK_D1(v), 0x5a5a);
+    PK_STAGE(v, PK_D4(v), 0x0ff0);
+    PK_STAGE(v, PK_D2(v), 0x33cc);
+    PK_STAGE(v, PK_D1(v), 0x55aa);
+    PK_STAGE(v, PK_D8(v), 0xff00);
+    PK_STAGE(v, PK_D4(v), 0xf0f0);
+    PK_STAGE(v, PK_D2(v), 0xcccc);
+    PK_STAGE(v, PK_D1(v), 0xaaaa);
+    return v;
+}
+
+/* Sort a bitonic register ascending (the last four stages). */
+PICK_TGT __m512i pk_clean16(__m512i v) {
+    PK_STAGE(v, PK_D8(v), 0xff00);
+    PK_STAGE(v, PK_D4(v), 0xf0f0);
+    PK_STAGE(v, PK_D2(v), 0xcccc);
+    PK_STAGE(v, PK_D1(v), 0xaaaa);
+    return v;
+}
+
+/* Sort the R * 16 lanes of v[0..R), R in {1, 2, 4, 8} (a compile-time
+ * constant at each call, so the loops unroll and v stays in registers):
+ * each register sorted, then sorted runs of h registers merged in pairs
+ * (the second run reversed, so every compare is ascending). */
+PICK_TGT void pk_sort(__m512i *v, int R) {
+    const __m512i rev = _mm512_setr_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int r = 0; r < R; r++)
+        v[r] = pk_sort16(v[r]);
+    for (int h = 1; h < R; h *= 2)
+        for (int g = 0; g < R; g += 2 * h) {
+            for (int i = 0; i < h; i++) { /* v[g + i] against reversed v[g + 2h - 1 - i] */
+                __m512i a = v[g + i], b = _mm512_permutexvar_epi32(rev, v[g + 2 * h - 1 - i]);
+                v[g + i] = _mm512_min_epi32(a, b);
+                v[g + 2 * h - 1 - i] = _mm512_max_epi32(a, b);
+            }
+            /* two bitonic runs of h registers, the second stored reversed
+             * in register order: put it back in order */
+            for (int i = 0; i < h / 2; i++) {
+                __m512i t = v[g + h + i];
+                v[g + h + i] = v[g + 2 * h - 1 - i];
+                v[g + 2 * h - 1 - i] = t;
+            }
+            for (int d = h / 2; d >= 1; d /= 2) /* register half-cleaners */
+                for (int b = g; b < g + 2 * h; b += 2 * d)
+                    for (int i = b; i < b + d; i++) {
+                        __m512i a = v[i], c = v[i + d];
+                        v[i] = _mm512_min_epi32(a, c);
+                        v[i + d] = _mm512_max_epi32(a, c);
+                    }
+            for (int i = g; i < g + 2 * h; i++)
+                v[i] = pk_clean16(v[i]);
+        }
+}
+
+/* Candidates 16 r .. 16 r + 15 of the stream at counter x (candidate 2q:
+ * the high half of draw q mapped by multiply-shift, 2q + 1: the low
+ * half); lanes at or past k hold INT32_MAX.  *rej: the lanes below k
+ * that the scalar loop would reject. */
+PICK_TGT __m512i pk_cands(uint64_t x, int r, cx_index k, uint32_t n, uint32_t lim,
+                          __mmask16 *rej) {
+    const uint64_t g = 0x9E3779B97F4A7C15ull;
+    const __m512i lane = _mm512_setr_epi64(1, 2, 3, 4, 5, 6, 7, 8);
+    __m512i z = _mm512_add_epi64(_mm512_set1_epi64((long long)(x + (uint64_t)(8 * r) * g)),
+                                 _mm512_mullo_epi64(lane, _mm512_set1_epi64((long long)g)));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+                           _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+                           _mm512_set1_epi64((long long)0x94D049BB133111EBull));
+    z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+    const __m512i vn = _mm512_set1_epi64((long long)n);
+    __m512i p0 = _mm512_mul_epu32(_mm512_srli_epi64(z, 32), vn); /* high half * n */
+    __m512i p1 = _mm512_mul_epu32(z, vn);                        /* low half * n */
+    __m512i c = _mm512_mask_blend_epi32((__mmask16)0xAAAA, _mm512_srli_epi64(p0, 32), p1);
+    const __m512i vlim = _mm512_set1_epi32((int32_t)lim);
+    unsigned bad = ((unsigned)_mm512_cmplt_epu32_mask(p0, vlim) & 0x5555u) |
+                   (((unsigned)_mm512_cmplt_epu32_mask(p1, vlim) & 0x5555u) << 1);
+    cx_index left = k - 16 * r;
+    __mmask16 in = left >= 16  ? (__mmask16)0xffffu
+                   : left <= 0 ? (__mmask16)0
+                               : (__mmask16)((1u << left) - 1u);
+    *rej = (__mmask16)(bad & in);
+    return _mm512_mask_blend_epi32(in, _mm512_set1_epi32(INT32_MAX), c);
+}
+
+/* Candidate q of the stream at counter x, or -1 if the scalar loop
+ * rejects it. */
+static int64_t pk_cand1(uint64_t x, int64_t q, uint64_t n, uint32_t lim) {
+    uint64_t c = x + (uint64_t)(q / 2) * 0x9E3779B97F4A7C15ull;
+    uint64_t r = cx_splitmix64(&c);
+    uint64_t m = (q & 1 ? r & 0xffffffffu : r >> 32) * n;
+    return (uint32_t)m >= lim ? (int64_t)(m >> 32) : -1;
+}
+
+/* u[0, k): the first k candidates, sorted, with repeats.  Make them the
+ * first k distinct candidates: drop the repeats, then take candidates k,
+ * k + 1, ... while values are missing, as the scalar loop would.
+ * Returns the number of draws used. */
+static int64_t pick_fixup(uint64_t x, cx_index *u, cx_index k, uint64_t n, uint32_t lim) {
+    cx_index m = 1;
+    for (cx_index q = 1; q < k; q++)
+        if (u[q] != u[m - 1])
+            u[m++] = u[q];
+    int64_t q = k;
+    for (; m < k; q++) {
+        int64_t c = pk_cand1(x, q, n, lim);
+        if (c < 0)
+            continue;
+        cx_index lo = 0, hi = m; /* first position with u >= c */
+        while (lo < hi) {
+            cx_index mid = lo + (hi - lo) / 2;
+            if (u[mid] < c)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < m && u[lo] == c)
+            continue;
+        memmove(u + lo + 1, u + lo, (size_t)(m - lo) * sizeof(cx_index));
+        u[lo] = (cx_index)c;
+        m++;
+    }
+    return (q + 1) / 2; /* candidate q - 1 was the last taken: draw (q - 1) / 2 */
+}
+
+/* R registers: the sort path for k <= 16 R.  Returns 0 if a candidate was
+ * rejected (nothing written; *xp unchanged), else 1. */
+PICK_TGT int pick_sort_r(uint64_t *xp, cx_index n, cx_index k, cx_index *u, uint32_t lim, int R) {
+    __m512i v[PICK_SORT_MAX / 16];
+    unsigned rej = 0;
+    for (int r = 0; r < R; r++) {
+        __mmask16 b;
+        v[r] = pk_cands(*xp, r, k, (uint32_t)n, lim, &b);
+        rej |= b;
+    }
+    if (rej)
+        return 0;
+    pk_sort(v, R);
+    unsigned dup = 0;
+    for (int r = 0; r < R; r++) {
+        __m512i nx = r + 1 < R ? v[r + 1] : _mm512_set1_epi32(INT32_MAX);
+        __m512i sh = _mm512_alignr_epi32(nx, v[r], 1); /* lane l: element 16 r + l + 1 */
+        cx_index left = k - 1 - 16 * r; /* pairs (e, e + 1) with e + 1 < k */
+        __mmask16 in = left >= 16  ? (__mmask16)0xffffu
+                       : left <= 0 ? (__mmask16)0
+                                   : (__mmask16)((1u << left) - 1u);
+        dup |= (unsigned)_mm512_mask_cmpeq_epi32_mask(in, v[r], sh);
+        cx_index lk = k - 16 * r;
+        if (lk > 0)
+            _mm512_mask_storeu_epi32(u + 16 * r,
+                                     lk >= 16 ? (__mmask16)0xffffu : (__mmask16)((1u << lk) - 1u),
+                                     v[r]);
+    }
+    int64_t draws = (k + 1) / 2;
+    if (dup)
+        draws = pick_fixup(*xp, u, k, (uint64_t)n, lim);
+    *xp += (uint64_t)draws * 0x9E3779B97F4A7C15ull;
+    return 1;
+}
+
+__attribute__((target("avx512f,avx512dq,avx512bw"))) static int
+pick_sort(uint64_t *xp, cx_index n, cx_index k, cx_index *u, uint32_t lim) {
+    if (k <= 16)
+        return pick_sort_r(xp, n, k, u, lim, 1);
+    if (k <= 32)
+        return pick_sort_r(xp, n, k, u, lim, 2);
+    if (k <= 64)
+        return pick_sort_r(xp, n, k, u, lim, 4);
+    return pick_sort_r(xp, n, k, u, lim, 8);
+}
+#endif
+
 /*
  * cx_pick_row (storage.h): u[k] = k distinct values drawn uniformly from
  * [0, n), ascending.  Sparse case (2k <= n): each draw is checked against
@@ -282,19 +488,23 @@ emit_vbmi2(uint64_t *bits, uint64_t *sum, size_t sw, size_t ns, cx_index *u) {
  * on entry and on exit.  O(k + n / 4096)
  */
 void cx_pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_index n, cx_index k,
-                 cx_index *u, int vbmi2) {
+                 cx_index *u, int vec) {
     if (k <= 0)
         return;
     if (2 * (int64_t)k > n) {
         cx_pick_sorted(xp, bits, n, k, u, NULL);
         return;
     }
-    uint64_t x = *xp; /* a local: bits and sum may alias *xp */
     /* two candidates per draw, one per 32-bit half, each mapped to [0, n)
      * by Lemire's multiply-shift (n < 2^31), unbiased: the rare low
      * products below 2^32 mod n are rejected */
-    const uint64_t nn = (uint64_t)n;
     const uint32_t lim = (uint32_t)(0u - (uint32_t)n) % (uint32_t)n;
+#ifdef CX_PICK_SORT
+    if (vec && k <= PICK_SORT_MAX && pick_sort(xp, n, k, u, lim))
+        return;
+#endif
+    uint64_t x = *xp; /* a local: bits and sum may alias *xp */
+    const uint64_t nn = (uint64_t)n;
     for (cx_index got = 0, q = 0; got < k;) {
         uint64_t r = cx_splitmix64(&x);
         uint64_t m0 = (r >> 32) * nn, m1 = (r & 0xffffffffu) * nn;
@@ -306,12 +516,12 @@ void cx_pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_inde
     *xp = x;
     size_t ns = ((size_t)n + 4095) / 4096;
 #ifdef CX_PICK_VBMI2
-    if (vbmi2) {
+    if (vec) {
         emit_vbmi2(bits, sum, sw, ns, u);
         return;
     }
 #endif
-    (void)vbmi2;
+    (void)vec;
     cx_index o = 0;
     for (size_t a = 0; a < ns; a++) {
         uint64_t m = sum[a] | sum[sw + a] | sum[2 * sw + a] | sum[3 * sw + a];
@@ -1087,7 +1297,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     /* ---- 4. commit: cannot fail */
     cx_perm8 ptab;
     const cx_perm8 *vt = NULL;
-    int v512 = CX_CPU_HAS("avx512f"), vbmi2 = CX_CPU_HAS("avx512vbmi2");
+    int v512 = CX_CPU_HAS("avx512f"), pvec = CX_PICK_VEC;
     int dq = CX_CPU_HAS("avx512dq");
     cx_zig ztab;
     const cx_zig *zt = NULL;
@@ -1129,7 +1339,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
             /* row i's positions and weights: two streams (seed, i) */
             uint64_t x = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)i);
             uint64_t xw = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)i);
-            cx_pick_row(&x, bt, sm, swords, n_post - r->n, cnt[i], u, vbmi2);
+            cx_pick_row(&x, bt, sm, swords, n_post - r->n, cnt[i], u, pvec);
             draw_row_weights(init, zt, &xw, wn, cnt[i], dq);
             u[cnt[i]] = INT32_MAX;
 #ifdef CX_REWIRE_AVX2
@@ -1142,7 +1352,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                     prefetch_row(&rows[i + 3]);
                 uint64_t x2 = cx_rng_stream(seed ^ CX_DOM_RWROW, (uint64_t)(i + 1));
                 uint64_t xw2 = cx_rng_stream(seed ^ CX_DOM_RWW, (uint64_t)(i + 1));
-                cx_pick_row(&x2, bt, sm, swords, n_post - r2->n, cnt[i + 1], u2, vbmi2);
+                cx_pick_row(&x2, bt, sm, swords, n_post - r2->n, cnt[i + 1], u2, pvec);
                 draw_row_weights(init, zt, &xw2, wn2, cnt[i + 1], dq);
                 u2[cnt[i + 1]] = INT32_MAX;
                 cx_index o2;

@@ -153,12 +153,15 @@ typedef struct {
  * u[k] = k distinct values drawn uniformly from [0, n), ascending, from
  * the counter-based (splitmix64) stream *x (rewire.c).  bits[(n + 63) / 64]
  * and sum[4 * sw], sw = (n + 4095) / 4096, are scratch, zero on entry and
- * on exit.  vbmi2: CX_CPU_HAS("avx512vbmi2"), probed once by the caller
- * (the same u either way).  O(k + n / 4096) (dense picks, 2k > n:
+ * on exit.  vec: CX_PICK_VEC, probed once by the caller (the same u and
+ * *x either way).  O(k + n / 4096) (dense picks, 2k > n:
  * cx_pick_sorted)
  */
 void cx_pick_row(uint64_t *x, uint64_t *bits, uint64_t *sum, size_t sw, cx_index n, cx_index k,
-                 cx_index *u, int vbmi2);
+                 cx_index *u, int vec);
+/* The CPU has what cx_pick_row's vector paths need (AVX-512 F, BW, DQ and
+ * VBMI2). */
+#define CX_PICK_VEC (CX_CPU_HAS("avx512vbmi2") && CX_CPU_HAS("avx512dq"))
 
 /*
  * Row r plus c new synapses -- the u[k]-th absent ids, u ascending, with

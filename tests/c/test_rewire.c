@@ -426,9 +426,45 @@ static void test_uniformity(void) {
 }
 
 /*
+ * cx_pick_row's vector paths against its portable path over many streams,
+ * for the sorting network (k <= 128, every register count): repeats among
+ * the first k candidates (small n), rejected candidates (n = 3e8: 2^32 mod
+ * n rejects 2.2% of them), the bitmap path past k = 128; the same picks,
+ * nothing written past them, and the same stream position after.
+ */
+static void test_pick_same(void) {
+    const cx_index ns[] = {3, 40, 65, 257, 4097, 20000, 300000000};
+    const cx_index ks[] = {1, 2, 5, 16, 17, 32, 33, 64, 65, 100, 128, 129};
+    int vec = CX_PICK_VEC;
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
+        cx_index n = ns[a];
+        size_t words = ((size_t)n + 63) / 64, sw = (words + 63) / 64;
+        uint64_t *bits = calloc(words + 1, sizeof(uint64_t));
+        uint64_t *sum = calloc(4 * sw + 1, sizeof(uint64_t));
+        cx_index u[131], v[131];
+        int streams = n > 1000000 ? 40 : 400;
+        for (size_t b = 0; b < sizeof ks / sizeof ks[0]; b++) {
+            cx_index k = ks[b];
+            if (2 * k > n)
+                continue;
+            for (int s = 0; s < streams; s++) {
+                uint64_t x = cx_rng_stream(0x77u + (uint64_t)a, (uint64_t)(s * 64) + b), x2 = x;
+                u[k] = v[k] = -5;
+                cx_pick_row(&x, bits, sum, sw, n, k, u, 0);
+                cx_pick_row(&x2, bits, sum, sw, n, k, v, vec);
+                CHECK(x == x2);
+                CHECK(memcmp(u, v, (size_t)(k + 1) * sizeof(cx_index)) == 0);
+            }
+        }
+        free(bits);
+        free(sum);
+    }
+}
+
+/*
  * cx_pick_row against its definition: k distinct values of [0, n),
  * ascending, scratch bitmaps zero again on exit, the same output for the
- * same stream from the portable and the vector emission; sparse (2k <= n:
+ * same stream from the portable and the vector paths; sparse (2k <= n:
  * bitmap + word summary) and dense (2k > n) cases, n around the 64- and
  * 4096-bit word edges.  Then a chi-square over the values: each of n
  * values is picked with probability k / n.
@@ -461,7 +497,7 @@ static void test_pick_row(void) {
                 clean &= sum[w] == 0;
             CHECK(clean);
             /* same stream, same picks (vector emission where the CPU has it) */
-            cx_pick_row(&x2, bits, sum, sw, n, k, v, CX_CPU_HAS("avx512vbmi2"));
+            cx_pick_row(&x2, bits, sum, sw, n, k, v, CX_PICK_VEC);
             CHECK(k == 0 || memcmp(u, v, (size_t)k * sizeof(cx_index)) == 0);
         }
         free(bits);
@@ -482,7 +518,7 @@ static void test_pick_row(void) {
         long *cnt = calloc((size_t)n, sizeof(long));
         for (int r = 0; r < R; r++) {
             uint64_t x = cx_rng_stream(77u + (uint64_t)e, (uint64_t)r);
-            cx_pick_row(&x, bits, sum, sw, n, k, u, CX_CPU_HAS("avx512vbmi2"));
+            cx_pick_row(&x, bits, sum, sw, n, k, u, CX_PICK_VEC);
             for (cx_index q = 0; q < k; q++)
                 cnt[u[q]]++;
         }
@@ -508,6 +544,7 @@ int main(int argc, char **argv) {
     test_wide();
     test_uniformity();
     test_pick_row();
+    test_pick_same();
     printf("test_rewire: %ld checks, %ld failures (openmp %s, injection %s)\n", n_checks, n_fail,
 #ifdef _OPENMP
            "on",
