@@ -783,130 +783,29 @@ row_merge_avx2(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, c
     return o;
 }
 
-/*
- * row_merge_avx2 with 16-lane AVX-512 segments (compress into a register,
- * then a full store: the memory form of vpcompressd is slow on some
- * cores).  The last block of a row is a masked load, so only segments
- * where ties may still be dropped take the scalar seg_keep; dst needs 16
- * entries of room past n + c.  A segment of up to 16 originals costs one
- * block and a well-predicted exit.
- */
-__attribute__((target("avx512f"))) static cx_index
-row_merge_avx512(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, cx_index c,
-                 const cx_real *wn, uint32_t T, cx_size *tie, cx_size r_ties) {
-    const cx_index *P = r->post;
-    const cx_real *W = r->col[CX_COL_WEIGHT];
-    cx_index *DP = dst->post;
-    cx_real *DW = dst->col[CX_COL_WEIGHT];
-    cx_real *x[CX_N_COLS], *dx[CX_N_COLS];
-    int nx = 0;
-    for (int a = 1; a < CX_N_COLS; a++)
-        if ((cols >> a) & 1u) {
-            x[nx] = r->col[a];
-            dx[nx++] = dst->col[a];
-        }
-    const __m512i vT = _mm512_set1_epi32((int32_t)T), absm = _mm512_set1_epi32(0x7fffffff);
-    const __m512i inf = _mm512_set1_epi32(0x7f800000), one = _mm512_set1_epi32(1);
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    cx_index n = r->n, j = 0, o = 0;
-    if (*tie >= r_ties) {
-        /* no tie left to drop in this row: one branch-free block per
-         * step; a block that ends its segment (cnt < 16) also emits new
-         * synapse k, otherwise the emitted entry is overwritten by the
-         * next block's store.  u[c] == INT32_MAX, wn[k] the k-th draw. */
-        cx_index k = 0, lim = u[0];
-        for (;;) {
-            cx_index left = n - j;
-            __mmask16 valid = left >= 16 ? (__mmask16)0xffffu : (__mmask16)((1u << left) - 1u);
-            __m512i pv = _mm512_maskz_loadu_epi32(valid, P + j);
-            __m512i d = _mm512_sub_epi32(pv, _mm512_add_epi32(lane, _mm512_set1_epi32(j)));
-            unsigned out = (unsigned)_mm512_cmpgt_epi32_mask(d, _mm512_set1_epi32(lim)) |
-                           (unsigned)(__mmask16)~valid;
-            int cnt = __builtin_ctz(out | 0x10000u);
-            __m512i w = _mm512_maskz_loadu_epi32(valid, W + j);
-            __m512i uu = _mm512_and_si512(w, absm);
-            __mmask16 nan = _mm512_cmpgt_epi32_mask(uu, inf);
-            __m512i kk = _mm512_maskz_add_epi32((__mmask16)~nan, uu, one);
-            __mmask16 km =
-                (__mmask16)((unsigned)_mm512_cmpge_epi32_mask(kk, vT) & ((1u << cnt) - 1u));
-            _mm512_storeu_si512((void *)(DP + o), _mm512_maskz_compress_epi32(km, pv));
-            _mm512_storeu_si512((void *)(DW + o), _mm512_maskz_compress_epi32(km, w));
-            for (int a = 0; a < nx; a++) {
-                __m512i xv = _mm512_maskz_loadu_epi32(valid, x[a] + j);
-                _mm512_storeu_si512((void *)(dx[a] + o), _mm512_maskz_compress_epi32(km, xv));
-            }
-            o += __builtin_popcount((unsigned)km);
-            j += cnt;
-            int end = cnt < 16;
-            if (end & (k == c))
-                break;
-            DP[o] = (cx_index)((uint32_t)lim + (uint32_t)j);
-            DW[o] = wn[k];
-            for (int a = 0; a < nx; a++)
-                dx[a][o] = 0;
-            o += end;
-            k += end;
-            lim = u[k];
-        }
-        return o;
-    }
-    for (cx_index k = 0; k <= c; k++) {
-        cx_index lim = k < c ? u[k] : INT32_MAX;
-        if (*tie < r_ties) {
-            seg_keep(P, W, x, dx, nx, n, lim, &j, DP, DW, &o, T, tie, r_ties);
-        } else {
-            const __m512i vlim = _mm512_set1_epi32(lim);
-            for (;;) {
-                cx_index left = n - j;
-                __mmask16 valid = left >= 16 ? (__mmask16)0xffffu
-                                             : (__mmask16)((1u << left) - 1u);
-                __m512i pv = _mm512_maskz_loadu_epi32(valid, P + j);
-                __m512i d = _mm512_sub_epi32(pv, _mm512_add_epi32(lane, _mm512_set1_epi32(j)));
-                unsigned out = (unsigned)_mm512_cmpgt_epi32_mask(d, vlim) | (unsigned)~valid;
-                int cnt = __builtin_ctz(out | 0x10000u); /* the segment's lanes */
-                __m512i w = _mm512_maskz_loadu_epi32(valid, W + j);
-                __m512i uu = _mm512_and_si512(w, absm);
-                __mmask16 nan = _mm512_cmpgt_epi32_mask(uu, inf);
-                __m512i kk = _mm512_maskz_add_epi32((__mmask16)~nan, uu, one);
-                __mmask16 km = (__mmask16)((unsigned)_mm512_cmpge_epi32_mask(kk, vT) &
-                                           ((1u << cnt) - 1u));
-                _mm512_storeu_si512((void *)(DP + o), _mm512_maskz_compress_epi32(km, pv));
-                _mm512_storeu_si512((void *)(DW + o), _mm512_maskz_compress_epi32(km, w));
-                for (int a = 0; a < nx; a++) {
-                    __m512i xv = _mm512_maskz_loadu_epi32(valid, x[a] + j);
-                    _mm512_storeu_si512((void *)(dx[a] + o), _mm512_maskz_compress_epi32(km, xv));
-                }
-                o += __builtin_popcount((unsigned)km);
-                j += cnt;
-                if (cnt < 16)
-                    break;
-            }
-        }
-        if (k == c)
-            break;
-        DP[o] = u[k] + j;
-        DW[o] = wn[k];
-        for (int a = 0; a < nx; a++)
-            dx[a][o] = 0;
-        o++;
-    }
-    return o;
-}
-
-/* One stream of merge_pair_avx512: a row and its nx extra columns. */
+/* One stream of the AVX-512 merges (row_merge_avx512, merge_pair_avx512):
+ * a row and its nx extra columns. */
 typedef struct {
     const cx_index *P, *u;
     const cx_real *W, *wn;
     cx_index *DP;
     cx_real *DW;
     cx_real *x[CX_N_COLS], *dx[CX_N_COLS];
+    const char *f[CX_N_COLS + 1]; /* the arrays of the row merged next (prefetched) */
     cx_index n, c, j, o, k, lim;
+    int nx;
     cx_size t, rt; /* ties seen (while t < rt), the chunk's tie quota */
 } rw_stream;
 
 static inline int rw_stream_init(rw_stream *m, unsigned cols, const cx_row *r, cx_row *dst,
                                  const cx_index *u, cx_index c, const cx_real *wn, cx_size t,
-                                 cx_size rt) {
+                                 cx_size rt, const cx_row *next) {
+    if (!next)
+        next = r; /* nothing to prefetch: the row's own lines, harmless */
+    m->f[0] = (const char *)next->post;
+    for (int a = 0, q = 1; a < CX_N_COLS; a++)
+        if ((cols >> a) & 1u)
+            m->f[q++] = (const char *)next->col[a];
     m->t = t;
     m->rt = rt;
     m->P = r->post;
@@ -925,32 +824,43 @@ static inline int rw_stream_init(rw_stream *m, unsigned cols, const cx_row *r, c
     m->c = c;
     m->j = m->o = m->k = 0;
     m->lim = u[0];
+    m->nx = nx;
     return nx;
 }
 
 /* One block of the branch-free loop of row_merge_avx512 (ties == T are
  * dropped while m->t < m->rt, counting them in (pre, post) order as
  * seg_keep does; nx extra columns, a constant at each call site);
- * returns 1 when the row is complete (m->o = its length). */
-__attribute__((target("avx512f"), always_inline)) static inline int rw_step(rw_stream *m,
-                                                                           __m512i vT, int nx) {
+ * returns 1 when the row is complete (m->o = its length).  A synapse is
+ * kept when its |w| bits lie in [A, B] (the key test of the cut: see
+ * merge_pair_avx512); the originals inside the segment are those with
+ * P[q] <= lim + q (unsigned: lim + j + 15 < 2^32).  Each step also
+ * prefetches the next row's arrays at the same position, so that row is
+ * in cache when its turn comes (the hardware prefetcher starts cold on
+ * every allocation). */
+__attribute__((target("avx512f"), always_inline)) static inline int
+rw_step(rw_stream *m, __m512i vA, __m512i vB, __m512i vT, int nx) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff);
     cx_index j = m->j, o = m->o, left = m->n - j;
+    for (int a = 0; a < nx + 2; a++)
+        __builtin_prefetch(m->f[a] + 4 * (size_t)j + 128);
     __mmask16 valid = left >= 16 ? (__mmask16)0xffffu : (__mmask16)((1u << left) - 1u);
     __m512i pv = _mm512_maskz_loadu_epi32(valid, m->P + j);
-    __m512i d = _mm512_sub_epi32(pv, _mm512_add_epi32(lane, _mm512_set1_epi32(j)));
-    unsigned out = (unsigned)_mm512_cmpgt_epi32_mask(d, _mm512_set1_epi32(m->lim)) |
-                   (unsigned)(__mmask16)~valid;
+    uint32_t lj = (uint32_t)m->lim + (uint32_t)j;
+    __m512i thr = _mm512_add_epi32(_mm512_set1_epi32((int32_t)lj), lane);
+    unsigned out = (unsigned)_mm512_cmpgt_epu32_mask(pv, thr) | (unsigned)(__mmask16)~valid;
     int cnt = __builtin_ctz(out | 0x10000u);
+    __mmask16 seg = (__mmask16)((1u << cnt) - 1u);
     __m512i w = _mm512_maskz_loadu_epi32(valid, m->W + j);
     __m512i uu = _mm512_and_si512(w, absm);
-    __mmask16 nan = _mm512_cmpgt_epi32_mask(uu, inf);
-    __m512i kk = _mm512_maskz_add_epi32((__mmask16)~nan, uu, one);
-    __mmask16 km = (__mmask16)((unsigned)_mm512_cmpge_epi32_mask(kk, vT) & ((1u << cnt) - 1u));
+    __mmask16 km = _mm512_mask_cmpge_epu32_mask(_mm512_cmple_epu32_mask(uu, vB), uu, vA) & seg;
     if (m->t < m->rt) { /* ties still to drop: the first ones in order go */
-        unsigned e = (unsigned)_mm512_cmpeq_epi32_mask(kk, vT) & ((1u << cnt) - 1u);
+        /* ties: key == T, key = |w| bits + 1, NaN's 0 (so for T = 0 the
+         * NaN's, which [A, B] keeps) */
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(uu, _mm512_set1_epi32(0x7f800000));
+        __m512i kk = _mm512_maskz_add_epi32((__mmask16)~nan, uu, _mm512_set1_epi32(1));
+        unsigned e = (unsigned)_mm512_mask_cmpeq_epi32_mask(km, kk, vT);
         while (e) {
             int l = __builtin_ctz(e);
             e &= e - 1;
@@ -973,7 +883,7 @@ __attribute__((target("avx512f"), always_inline)) static inline int rw_step(rw_s
         m->o = o;
         return 1;
     }
-    m->DP[o] = (cx_index)((uint32_t)m->lim + (uint32_t)j);
+    m->DP[o] = (cx_index)(lj + (uint32_t)cnt);
     m->DW[o] = m->wn[m->k];
     for (int a = 0; a < nx; a++)
         m->dx[a][o] = 0;
@@ -983,62 +893,18 @@ __attribute__((target("avx512f"), always_inline)) static inline int rw_step(rw_s
     return 0;
 }
 
-/*
- * Paced prefetch of the rows merged next: one line of each of their
- * arrays per step of the pair loop, which consumes about one line of
- * each array of the current rows, so the next rows arrive in time
- * without a burst of misses (a whole-row burst stalls on full miss
- * buffers; the hardware prefetcher restarts cold on each allocation).
- */
-typedef struct {
-    uintptr_t p[2 * (CX_N_COLS + 1)], e[2 * (CX_N_COLS + 1)]; /* may run past */
-    int n;
-} rw_pf;
-
-/* Queue row r's arrays (post, enabled columns) past their first `skip`
- * bytes. */
-static inline void rw_pf_row(rw_pf *f, unsigned cols, const cx_row *r, size_t skip) {
-    size_t bytes = (size_t)r->n * sizeof(cx_real);
-    if (bytes <= skip)
-        return;
-    f->p[f->n] = (uintptr_t)r->post + skip;
-    f->e[f->n++] = (uintptr_t)r->post + bytes;
-    for (int a = 0; a < CX_N_COLS; a++)
-        if ((cols >> a) & 1u) {
-            f->p[f->n] = (uintptr_t)r->col[a] + skip;
-            f->e[f->n++] = (uintptr_t)r->col[a] + bytes;
-        }
-}
-
-static inline void rw_pf_step(rw_pf *f) {
-    for (int k = 0; k < f->n; k++)
-        if (f->p[k] < f->e[k]) {
-            __builtin_prefetch((const void *)f->p[k]);
-            f->p[k] += 64;
-        }
-}
-
-/* Run streams A and B to completion, interleaved while both run; pf (may
- * be NULL) advances one line per step. */
+/* Run streams A and B to completion, interleaved while both run. */
 __attribute__((target("avx512f"), always_inline)) static inline void
-rw_run_pair(rw_stream *A, rw_stream *B, __m512i vT, int nx, rw_pf *pf) {
+rw_run_pair(rw_stream *A, rw_stream *B, __m512i vA, __m512i vB, __m512i vT, int nx) {
     int fa = 0, fb = 0;
     while (!(fa | fb)) {
-        if (pf)
-            rw_pf_step(pf);
-        fa = rw_step(A, vT, nx);
-        fb = rw_step(B, vT, nx);
+        fa = rw_step(A, vA, vB, vT, nx);
+        fb = rw_step(B, vA, vB, vT, nx);
     }
-    while (!fa) {
-        if (pf)
-            rw_pf_step(pf);
-        fa = rw_step(A, vT, nx);
-    }
-    while (!fb) {
-        if (pf)
-            rw_pf_step(pf);
-        fb = rw_step(B, vT, nx);
-    }
+    while (!fa)
+        fa = rw_step(A, vA, vB, vT, nx);
+    while (!fb)
+        fb = rw_step(B, vA, vB, vT, nx);
 }
 
 /*
@@ -1047,14 +913,20 @@ rw_run_pair(rw_stream *A, rw_stream *B, __m512i vT, int nx, rw_pf *pf) {
  * independent, so they overlap.  u*[c*] == INT32_MAX.  *tie: ties seen
  * before row a on entry, before the row after b on return (row b starts
  * from *tie plus row a's ties, counted up front while the quota is open).
- * The extra columns (0 to 3) select a specialised loop.  Returns the
+ * The extra columns (0 to 3) select a specialised loop.  na, nb (or
+ * NULL): the rows merged after a and b, prefetched along.  Returns the
  * lengths in *oa, *ob.
+ * The cut's test, key(w) >= T with key = |w| bits + 1 (NaN: 0), is
+ * |w| bits in [A, B]: [T - 1, 0x7f800000] (NaN's out), or everything
+ * for T = 0.
  */
 __attribute__((target("avx512f"))) static void
 merge_pair_avx512(unsigned cols, const cx_row *ra, cx_row *da, const cx_index *ua, cx_index ca,
                   const cx_real *wa, const cx_row *rb, cx_row *db, const cx_index *ub,
                   cx_index cb, const cx_real *wb, uint32_t T, cx_size *tie, cx_size r_ties,
-                  cx_index *oa, cx_index *ob, rw_pf *pf) {
+                  cx_index *oa, cx_index *ob, const cx_row *na, const cx_row *nb) {
+    const __m512i vA = _mm512_set1_epi32((int32_t)(T ? T - 1 : 0));
+    const __m512i vB = _mm512_set1_epi32((int32_t)(T ? 0x7f800000u : 0xffffffffu));
     const __m512i vT = _mm512_set1_epi32((int32_t)T);
     cx_size tb = *tie;
     if (tb < r_ties) {
@@ -1063,22 +935,54 @@ merge_pair_avx512(unsigned cols, const cx_row *ra, cx_row *da, const cx_index *u
             tb += cx_wkey(W[q]) == T;
     }
     rw_stream A, B;
-    int nx = rw_stream_init(&A, cols, ra, da, ua, ca, wa, *tie, r_ties);
-    rw_stream_init(&B, cols, rb, db, ub, cb, wb, tb, r_ties);
+    int nx = rw_stream_init(&A, cols, ra, da, ua, ca, wa, *tie, r_ties, na);
+    rw_stream_init(&B, cols, rb, db, ub, cb, wb, tb, r_ties, nb);
     switch (nx) {
     case 0:
-        rw_run_pair(&A, &B, vT, 0, pf);
+        rw_run_pair(&A, &B, vA, vB, vT, 0);
         break;
     case 1:
-        rw_run_pair(&A, &B, vT, 1, pf);
+        rw_run_pair(&A, &B, vA, vB, vT, 1);
         break;
     default:
-        rw_run_pair(&A, &B, vT, nx, pf);
+        rw_run_pair(&A, &B, vA, vB, vT, nx);
         break;
     }
     *oa = A.o;
     *ob = B.o;
     *tie = B.t;
+}
+/*
+ * row_merge (same arguments and result) with 16-lane AVX-512 blocks:
+ * rw_step until the row is complete (compress into a register, then a
+ * full store: the memory form of vpcompressd is slow on some cores), so
+ * dst needs 16 entries of room past n + c; u[c] == INT32_MAX.  next (or
+ * NULL): the row merged after this one, prefetched along.
+ */
+__attribute__((target("avx512f"))) static cx_index
+row_merge_avx512(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, cx_index c,
+                 const cx_real *wn, uint32_t T, cx_size *tie, cx_size r_ties,
+                 const cx_row *next) {
+    const __m512i vA = _mm512_set1_epi32((int32_t)(T ? T - 1 : 0));
+    const __m512i vB = _mm512_set1_epi32((int32_t)(T ? 0x7f800000u : 0xffffffffu));
+    const __m512i vT = _mm512_set1_epi32((int32_t)T);
+    rw_stream A;
+    switch (rw_stream_init(&A, cols, r, dst, u, c, wn, *tie, r_ties, next)) {
+    case 0:
+        while (!rw_step(&A, vA, vB, vT, 0))
+            ;
+        break;
+    case 1:
+        while (!rw_step(&A, vA, vB, vT, 1))
+            ;
+        break;
+    default:
+        while (!rw_step(&A, vA, vB, vT, A.nx))
+            ;
+        break;
+    }
+    *tie = A.t;
+    return A.o;
 }
 #endif
 
@@ -1090,7 +994,7 @@ cx_index cx_row_merge_new(unsigned cols, const cx_row *r, cx_row *dst, const cx_
                           cx_index c, const cx_real *wn) {
 #ifdef CX_REWIRE_AVX2
     cx_size tie = 0;
-    return row_merge_avx512(cols, r, dst, u, c, wn, 0u, &tie, 0);
+    return row_merge_avx512(cols, r, dst, u, c, wn, 0u, &tie, 0, NULL);
 #else
     (void)cols, (void)r, (void)dst, (void)u, (void)c, (void)wn;
     return 0; /* never called: cx_row_merge_new_fast() is 0 */
@@ -1103,7 +1007,7 @@ void cx_row_merge_new2(unsigned cols, const cx_row *const *r, cx_row *const *dst
 #ifdef CX_REWIRE_AVX2
     cx_size tie = 0;
     merge_pair_avx512(cols, r[0], dst[0], u[0], c[0], wn[0], r[1], dst[1], u[1], c[1], wn[1], 0u,
-                      &tie, 0, &o[0], &o[1], NULL);
+                      &tie, 0, &o[0], &o[1], NULL, NULL);
 #else
     (void)cols, (void)r, (void)dst, (void)u, (void)c, (void)wn, (void)o;
 #endif
@@ -1122,9 +1026,32 @@ static inline void prefetch_row(const cx_row *r) {
     }
 }
 
-/* Install row i's result from the scratch row scr (length o): its fresh
- * arrays f if it has them (else NULL), else in place. */
-static void commit_row(unsigned cols, cx_row *r, cx_row *f, const cx_row *scr, cx_index o) {
+/*
+ * The merge target of row r (c new synapses, at least lo of its synapses
+ * dropped; lo < 0: r has fresh arrays): the thread's spare arrays when
+ * they have room for the merge's widest store (the result, < n - lo + c,
+ * and 16 lanes past it), else the scratch row (and a copy after).
+ */
+static cx_row *merge_dst(const cx_row *r, cx_index c, cx_index lo, cx_row *spare, cx_row *scr) {
+    if (lo >= 0 && r->cap > 0 && (cx_size)spare->cap >= (cx_size)r->n - lo + c + 17)
+        return spare;
+    return scr;
+}
+
+/* Install row i's result (length o) from dst: the spare arrays (swapped:
+ * the row keeps them and its old arrays become the spare, so the merge
+ * wrote the row's final place and nothing is copied) or the scratch row
+ * (copied to row i's fresh arrays f if it has them, else in place). */
+static void commit_row(unsigned cols, cx_row *r, cx_row *f, cx_row *dst, cx_row *spare,
+                       cx_index o) {
+    if (dst == spare) {
+        cx_row old = *r;
+        *r = *spare;
+        *spare = old;
+        r->n = o;
+        return;
+    }
+    const cx_row *scr = dst;
     if (f) {
         cx_row_free(r);
         *r = *f;
@@ -1164,15 +1091,16 @@ static void fresh_free(cx_row *f) {
  *      place.  Per-thread scratch is sized by the largest row, not by
  *      n_post;
  *   4. commit (parallel over the same chunks, cannot fail): each row
- *      draws its new positions (cx_pick_row, per-thread bitmaps) and its
- *      new weights from two counter-based streams (seed, i), merges
- *      survivors and new synapses in one walk into the per-thread
- *      scratch row: with AVX-512, rows go two at a time through
+ *      draws its new positions (cx_pick_row) and its new weights from
+ *      two counter-based streams (seed, i), and merges survivors and new
+ *      synapses in one walk into the thread's spare arrays when they have
+ *      room (merge_dst: the row keeps them, its old arrays become the
+ *      spare), else into the per-thread scratch row, copied back in place
+ *      or into its fresh arrays after (the portable path writes fresh
+ *      arrays directly).  With AVX-512, rows go two at a time through
  *      merge_pair_avx512 (branch-free blocks, the next pair prefetched
- *      at the same pace), a chunk's odd last row
- *      through row_merge_avx512; else row_merge_avx2 when available; and
- *      copies it back in place or into its fresh arrays (the portable
- *      path writes fresh arrays directly).
+ *      at the same pace), a chunk's odd last row through
+ *      row_merge_avx512; else row_merge_avx2 when available.
  * Chunks are the prune cut's chunks, so each starts with the number of
  * ties before it.  O(n_synapses + n_pre * n_post / 64)
  */
@@ -1205,6 +1133,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     uint64_t *bits = calloc((size_t)nt * (words + 4 * swords) + 1, sizeof(uint64_t));
     cx_index *ubuf = NULL, *sp = NULL;
     cx_real *sc = NULL, *wbuf = NULL;
+    cx_row *spares = NULL; /* two per thread (see merge_dst) */
     if (!tb || !fp || !cnt || !low || !fresh || !bits)
         goto out;
 
@@ -1242,7 +1171,8 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
     wbuf = malloc((size_t)nt * 2 * nu * sizeof(cx_real));
     sp = malloc((size_t)nt * 2 * ncol * sizeof(cx_index));
     sc = malloc((size_t)nt * 2 * ncol * CX_N_COLS * sizeof(cx_real));
-    if (!ubuf || !wbuf || !sp || !sc)
+    spares = calloc((size_t)nt * 2, sizeof(cx_row));
+    if (!ubuf || !wbuf || !sp || !sc || !spares)
         goto out;
 
     /* ---- 3. reserve: fresh arrays for every row that may outgrow its
@@ -1286,6 +1216,17 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                     fail |= fresh[i].col[a] == NULL;
                 }
         }
+        for (int s = 0; s < 2 && !fail; s++) {
+            cx_row *e = &spares[2 * t + s];
+            e->cap = (cx_index)ncol;
+            e->post = malloc(ncol * sizeof(cx_index));
+            fail |= e->post == NULL;
+            for (int a = 0; a < CX_N_COLS && !fail; a++)
+                if ((cols >> a) & 1u) {
+                    e->col[a] = malloc(ncol * sizeof(cx_real));
+                    fail |= e->col[a] == NULL;
+                }
+        }
     }
     if (fail) {
         for (cx_index i = 0; i < n_pre; i++)
@@ -1325,7 +1266,7 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
         cx_real *wn = wbuf + (size_t)t * 2 * nu, *wn2 = wn + nu;
         (void)u2;
         (void)wn2;
-        cx_row scr = {0}, scr2 = {0};
+        cx_row scr = {0}, scr2 = {0}, *spare = spares + 2 * t;
         scr.post = sp + (size_t)t * 2 * ncol;
         scr2.post = scr.post + ncol;
         for (int a = 0; a < CX_N_COLS; a++) {
@@ -1356,26 +1297,26 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 draw_row_weights(init, zt, &xw2, wn2, cnt[i + 1], dq);
                 u2[cnt[i + 1]] = INT32_MAX;
                 cx_index o2;
-                rw_pf pf = {.n = 0}; /* the next pair, past the heads prefetched above */
-                if (i + 2 < hi)
-                    rw_pf_row(&pf, cols, &rows[i + 2], 256);
-                if (i + 3 < hi)
-                    rw_pf_row(&pf, cols, &rows[i + 3], 256);
-                merge_pair_avx512(cols, r, &scr, u, cnt[i], wn, r2, &scr2, u2, cnt[i + 1], wn2, T,
-                                  &tie, r_ties, &o, &o2, &pf);
-                commit_row(cols, r, f, &scr, o);
-                commit_row(cols, r2, low[i + 1] < 0 ? &fresh[i + 1] : NULL, &scr2, o2);
+                cx_row *d = merge_dst(r, cnt[i], low[i], &spare[0], &scr);
+                cx_row *d2 = merge_dst(r2, cnt[i + 1], low[i + 1], &spare[1], &scr2);
+                merge_pair_avx512(cols, r, d, u, cnt[i], wn, r2, d2, u2, cnt[i + 1], wn2, T, &tie,
+                                  r_ties, &o, &o2, i + 2 < hi ? &rows[i + 2] : NULL,
+                                  i + 3 < hi ? &rows[i + 3] : NULL);
+                commit_row(cols, r, f, d, &spare[0], o);
+                commit_row(cols, r2, low[i + 1] < 0 ? &fresh[i + 1] : NULL, d2, &spare[1], o2);
                 i++;
                 continue;
             }
 #endif
             if (i + 1 < hi)
                 prefetch_row(&rows[i + 1]);
+            cx_row *d = merge_dst(r, cnt[i], low[i], &spare[0], &scr);
 #ifdef CX_REWIRE_AVX2
             if (v512)
-                o = row_merge_avx512(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties);
+                o = row_merge_avx512(cols, r, d, u, cnt[i], wn, T, &tie, r_ties,
+                                     i + 1 < hi ? &rows[i + 1] : NULL);
             else if (vt) /* merged in the scratch row (vector stores need room) */
-                o = row_merge_avx2(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties, vt);
+                o = row_merge_avx2(cols, r, d, u, cnt[i], wn, T, &tie, r_ties, vt);
             else
 #endif
             if (f) {
@@ -1387,14 +1328,18 @@ cx_status cx_proj_rewire(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, 
                 r->n = o;
                 continue;
             } else {
-                o = row_merge(cols, r, &scr, u, cnt[i], wn, T, &tie, r_ties);
+                o = row_merge(cols, r, d, u, cnt[i], wn, T, &tie, r_ties);
             }
-            /* install: fresh arrays or in place */
-            commit_row(cols, r, f, &scr, o);
+            /* install: fresh arrays, the spare's, or in place */
+            commit_row(cols, r, f, d, &spare[0], o);
         }
     }
     st = CX_OK; /* n_synapses unchanged: n dropped, n added */
 out:
+    if (spares) /* the last rows' old arrays, or spares never used */
+        for (int s = 0; s < 2 * nt; s++)
+            cx_row_free(&spares[s]);
+    free(spares);
     free(tb);
     free(fp);
     free(cnt);
