@@ -505,12 +505,16 @@ cx_status cx_proj_grow(cx_proj *proj, cx_size n, cx_init init, uint64_t seed, in
                     rp[m] = r;
                     c[m++] = ci;
                 }
-                if (m == 2)
-                    cx_row_merge_new2(cols, (const cx_row *const *)rp, sp, u, c, w, o);
-                else if (m == 1 && i + 1 == hi)
+                if (m == 2) {
+                    /* the next two rows (grow touches most rows), prefetched */
+                    const cx_row *nx[2] = {i + 1 < hi ? &rows[i + 1] : NULL,
+                                           i + 2 < hi ? &rows[i + 2] : NULL};
+                    cx_row_merge_new2(cols, (const cx_row *const *)rp, sp, u, c, w, o, nx);
+                } else if (m == 1 && i + 1 == hi) {
                     o[0] = cx_row_merge_new(cols, rp[0], sp[0], u[0], c[0], w[0]);
-                else
+                } else {
                     continue;
+                }
                 for (int q = 0; q < m; q++) { /* back into the reserved row */
                     memcpy(rp[q]->post, scr[q].post, (size_t)o[q] * sizeof(cx_index));
                     for (int a = 0; a < CX_N_COLS; a++)

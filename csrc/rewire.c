@@ -1003,13 +1003,14 @@ cx_index cx_row_merge_new(unsigned cols, const cx_row *r, cx_row *dst, const cx_
 
 /* cx_row_merge_new2: two rows at once (merge_pair_avx512, T = 0). */
 void cx_row_merge_new2(unsigned cols, const cx_row *const *r, cx_row *const *dst,
-                       cx_index *const *u, const cx_index *c, cx_real *const *wn, cx_index *o) {
+                       cx_index *const *u, const cx_index *c, cx_real *const *wn, cx_index *o,
+                       const cx_row *const *next) {
 #ifdef CX_REWIRE_AVX2
     cx_size tie = 0;
     merge_pair_avx512(cols, r[0], dst[0], u[0], c[0], wn[0], r[1], dst[1], u[1], c[1], wn[1], 0u,
-                      &tie, 0, &o[0], &o[1], NULL, NULL);
+                      &tie, 0, &o[0], &o[1], next[0], next[1]);
 #else
-    (void)cols, (void)r, (void)dst, (void)u, (void)c, (void)wn, (void)o;
+    (void)cols, (void)r, (void)dst, (void)u, (void)c, (void)wn, (void)o, (void)next;
 #endif
 }
 

@@ -174,9 +174,11 @@ int cx_row_merge_new_fast(void);
 cx_index cx_row_merge_new(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u,
                           cx_index c, const cx_real *wn);
 /* The same for rows r[0] and r[1] at once (their work overlaps): into
- * dst[q] from u[q], c[q], wn[q]; lengths in o[q]. */
+ * dst[q] from u[q], c[q], wn[q]; lengths in o[q].  next[q] (or NULL
+ * pointers): the rows merged after them, prefetched along. */
 void cx_row_merge_new2(unsigned cols, const cx_row *const *r, cx_row *const *dst,
-                       cx_index *const *u, const cx_index *c, cx_real *const *wn, cx_index *o);
+                       cx_index *const *u, const cx_index *c, cx_real *const *wn, cx_index *o,
+                       const cx_row *const *next);
 
 /*
  * Stable LSD radix sort of key[n] ascending, carrying val[n] along
