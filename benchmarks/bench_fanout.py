@@ -265,15 +265,24 @@ def run(args) -> int:
     if s_fwd:
         ratio = s_fwd / t_fwd
         print(f"  forward >= 3x scipy CSR ops/s:        {ratio:.2f}x  -> {'PASS' if ratio >= 3 else 'MISS'}")
-    for tag, what in (("", "weights only"), ("_g", "+ grad column")):
-        tf = best["fwd" + tag]  # forward best of the same rounds
-        for key, name in (("edit", "prune+grow"), ("rewire", "rewire (one pass)")):
-            if key + tag in best:
-                te = best[key + tag]
-                print(
-                    f"  {name + ', ' + what + ':':38s} {fmt_time(te)} vs one forward {fmt_time(tf)}"
-                    f"  -> {'PASS' if te < tf else 'MISS'}"
-                )
+    # the edit is p.rewire(0.1): 10% pruned by |w| and 10% grown at random absent
+    # slots, in place, in one pass over the rows; p.prune then p.grow, the same
+    # edit as two calls, walks every row twice and is shown for reference
+    tags = (("", "weights only"), ("_g", "+ grad column"))
+    if has_rewire:
+        at = "" if S >= 2 * 10**7 else "  (counts at >= 2e7 synapses: --neurons 20000 --fanout 1000)"
+        print(f"  10% prune + 10% random grow in place (p.rewire) in less time than one forward:{at}")
+        for tag, what in tags:
+            te, tf = best["rewire" + tag], best["fwd" + tag]  # forward: best of the same rounds
+            print(
+                f"    {what + ':':36s} {fmt_time(te)} vs one forward {fmt_time(tf)}"
+                f"  -> {'PASS' if te < tf else 'MISS'}"
+            )
+    print("  for reference, as two calls (p.prune, then p.grow; two passes over the rows):")
+    for tag, what in tags:
+        print(
+            f"    {what + ':':36s} {fmt_time(best['edit' + tag])} vs one forward {fmt_time(best['fwd' + tag])}"
+        )
     bps = b["rss_growth"] / S
     print(
         f"  <= 10 B/synapse at rest (RSS):       {bps:.2f}  -> {'PASS' if bps <= 10 else 'MISS'}"
