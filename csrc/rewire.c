@@ -791,7 +791,8 @@ typedef struct {
     cx_index *DP;
     cx_real *DW;
     cx_real *x[CX_N_COLS], *dx[CX_N_COLS];
-    const char *f[CX_N_COLS + 1]; /* the arrays of the row merged next (prefetched) */
+    uintptr_t f[CX_N_COLS + 1]; /* the arrays of the row merged next (prefetched; as
+                                    integers, since the prefetch may run past them) */
     cx_index n, c, j, o, k, lim;
     int nx;
     cx_size t, rt; /* ties seen (while t < rt), the chunk's tie quota */
@@ -802,10 +803,10 @@ static inline int rw_stream_init(rw_stream *m, unsigned cols, const cx_row *r, c
                                  cx_size rt, const cx_row *next) {
     if (!next)
         next = r; /* nothing to prefetch: the row's own lines, harmless */
-    m->f[0] = (const char *)next->post;
+    m->f[0] = (uintptr_t)next->post;
     for (int a = 0, q = 1; a < CX_N_COLS; a++)
         if ((cols >> a) & 1u)
-            m->f[q++] = (const char *)next->col[a];
+            m->f[q++] = (uintptr_t)next->col[a];
     m->t = t;
     m->rt = rt;
     m->P = r->post;
@@ -844,7 +845,7 @@ rw_step(rw_stream *m, __m512i vA, __m512i vB, __m512i vT, int nx) {
     const __m512i absm = _mm512_set1_epi32(0x7fffffff);
     cx_index j = m->j, o = m->o, left = m->n - j;
     for (int a = 0; a < nx + 2; a++)
-        __builtin_prefetch(m->f[a] + 4 * (size_t)j + 128);
+        __builtin_prefetch((const void *)(m->f[a] + 4 * (uintptr_t)j + 128));
     __mmask16 valid = left >= 16 ? (__mmask16)0xffffu : (__mmask16)((1u << left) - 1u);
     __m512i pv = _mm512_maskz_loadu_epi32(valid, m->P + j);
     uint32_t lj = (uint32_t)m->lim + (uint32_t)j;
@@ -952,6 +953,7 @@ merge_pair_avx512(unsigned cols, const cx_row *ra, cx_row *da, const cx_index *u
     *ob = B.o;
     *tie = B.t;
 }
+
 /*
  * row_merge (same arguments and result) with 16-lane AVX-512 blocks:
  * rw_step until the row is complete (compress into a register, then a
@@ -1030,11 +1032,13 @@ static inline void prefetch_row(const cx_row *r) {
 /*
  * The merge target of row r (c new synapses, at least lo of its synapses
  * dropped; lo < 0: r has fresh arrays): the thread's spare arrays when
- * they have room for the merge's widest store (the result, < n - lo + c,
- * and 16 lanes past it), else the scratch row (and a copy after).
+ * they have room for every merge's widest store (the result, at most
+ * n - lo + c entries, and the vector stores' 16 lanes past it), else the
+ * scratch row (and a copy after).  An empty row without arrays keeps
+ * none: it stays empty (else it would have fresh arrays).
  */
 static cx_row *merge_dst(const cx_row *r, cx_index c, cx_index lo, cx_row *spare, cx_row *scr) {
-    if (lo >= 0 && r->cap > 0 && (cx_size)spare->cap >= (cx_size)r->n - lo + c + 17)
+    if (lo >= 0 && r->cap > 0 && (cx_size)spare->cap >= (cx_size)r->n - lo + c + 16)
         return spare;
     return scr;
 }
