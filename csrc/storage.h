@@ -161,7 +161,9 @@ void cx_pick_row(uint64_t *x, uint64_t *bits, uint64_t *sum, size_t sw, cx_index
                  cx_index *u, int vec);
 /* The CPU has what cx_pick_row's vector paths need (AVX-512 F, BW, DQ and
  * VBMI2). */
-#define CX_PICK_VEC (CX_CPU_HAS("avx512vbmi2") && CX_CPU_HAS("avx512dq"))
+#define CX_PICK_VEC                                                                               \
+    (CX_CPU_HAS("avx512f") && CX_CPU_HAS("avx512bw") && CX_CPU_HAS("avx512dq") &&                 \
+     CX_CPU_HAS("avx512vbmi2"))
 
 /*
  * Row r plus c new synapses -- the u[k]-th absent ids, u ascending, with
