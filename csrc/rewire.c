@@ -410,14 +410,7 @@ static int64_t pick_fixup(uint64_t x, cx_index *u, cx_index k, uint64_t n, uint3
         int64_t c = pk_cand1(x, q, n, lim);
         if (c < 0)
             continue;
-        cx_index lo = 0, hi = m; /* first position with u >= c */
-        while (lo < hi) {
-            cx_index mid = lo + (hi - lo) / 2;
-            if (u[mid] < c)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
+        cx_index lo = cx_lower_bound_index(u, 0, m, (cx_index)c); /* c < n <= INT32_MAX */
         if (lo < m && u[lo] == c)
             continue;
         memmove(u + lo + 1, u + lo, (size_t)(m - lo) * sizeof(cx_index));
