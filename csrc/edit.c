@@ -711,11 +711,12 @@ static cx_index row_prune_record(unsigned cols, cx_row *r, cx_index i, uint32_t 
     return n - o;
 }
 
-/* Bins over all chunks: tot[d] = sum over t of hist[t][d]. */
-static cx_size bin_total(const cx_size *hist, int nt, uint32_t d) {
+/* Bin d over all chunks: sum over t of hist[t][d], the chunks' histograms
+ * of `bins` bins each back to back. */
+static cx_size bin_total(const cx_size *hist, int nt, size_t bins, uint32_t d) {
     cx_size tot = 0;
     for (int t = 0; t < nt; t++)
-        tot += hist[(size_t)t * SEL_BINS + d];
+        tot += hist[(size_t)t * bins + d];
     return tot;
 }
 
@@ -1005,9 +1006,7 @@ static int bracket_select(uint32_t *const *seg, cx_size *len, int nt, cx_size r,
     uint32_t H = 0;
     cx_size acc = 0, tot; /* keys in the bins below H */
     for (;; H++) {
-        tot = 0;
-        for (int t = 0; t < nt; t++)
-            tot += hist[(size_t)t * SEL_SMALL + H];
+        tot = bin_total(hist, nt, SEL_SMALL, H);
         if (acc + tot > r)
             break;
         acc += tot;
@@ -1315,7 +1314,7 @@ cx_status cx_proj_prune_count(cx_proj *proj, cx_size n, int n_threads, cx_size *
     cx_size below = 0, n_h = 0;
     uint32_t H = 0;
     for (uint32_t d = 0; d < SEL_BINS; d++) {
-        cx_size tot = bin_total(hist, nt, d);
+        cx_size tot = bin_total(hist, nt, SEL_BINS, d);
         if (below + tot >= n) {
             H = d;
             n_h = tot;
@@ -1431,7 +1430,7 @@ cx_status cx_proj_prune_count(cx_proj *proj, cx_size n, int n_threads, cx_size *
     uint32_t L = 0;
     cx_size n_tie = 0;
     for (uint32_t d = 0; d < SEL_BINS; d++) {
-        cx_size tot = bin_total(hist, nt, d);
+        cx_size tot = bin_total(hist, nt, SEL_BINS, d);
         if (below + tot >= n) {
             L = d;
             n_tie = tot;
@@ -1651,7 +1650,7 @@ cx_status cx_prune_cut(const cx_proj *proj, cx_size n, int nt, uint32_t *T, cx_s
             }
         }
         for (uint32_t d = 0; d < SEL_BINS; d++) {
-            cx_size tot = bin_total(hist, nt, d);
+            cx_size tot = bin_total(hist, nt, SEL_BINS, d);
             if (below + tot >= n) {
                 key = round == 0 ? d << 16 : (key | d);
                 if (round == 1) { /* tot = ties of the exact key */
