@@ -224,6 +224,37 @@ static inline int mark_new(uint64_t *bits, uint64_t *sq, uint64_t v) {
 }
 
 /*
+ * The marked words of a pick's bitmap, ascending, each read and cleared
+ * with its summary bits: the walk both emissions of cx_pick_row share.
+ * The summary's four copies (sum[4][sw], see cx_pick_row) are ORed and
+ * cleared a 64-word group at a time.
+ */
+typedef struct {
+    uint64_t *bits, *sum;
+    size_t sw, ns, a; /* summary words, groups, the next group */
+    uint64_t m;       /* the current group's marked words not yet visited */
+} pick_walk;
+
+/* The next marked word's bits (never 0) and its index in *w; 0 when the
+ * walk is done. */
+static inline uint64_t pick_walk_next(pick_walk *it, size_t *w) {
+    while (!it->m) {
+        if (it->a == it->ns)
+            return 0;
+        uint64_t *s = it->sum + it->a;
+        size_t sw = it->sw;
+        it->m = s[0] | s[sw] | s[2 * sw] | s[3 * sw];
+        s[0] = s[sw] = s[2 * sw] = s[3 * sw] = 0;
+        it->a++;
+    }
+    *w = (it->a - 1) * 64 + (size_t)__builtin_ctzll(it->m);
+    it->m &= it->m - 1;
+    uint64_t b = it->bits[*w];
+    it->bits[*w] = 0;
+    return b;
+}
+
+/*
  * The emission of cx_pick_row with AVX-512 VBMI2 (x86-64, chosen at run
  * time): each marked word becomes the positions of its bits in one byte
  * compress of 0..63, widened to 16 ids and stored under a mask (no room
@@ -241,29 +272,20 @@ emit_vbmi2(uint64_t *bits, uint64_t *sum, size_t sw, size_t ns, cx_index *u) {
         41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
         19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     cx_index o = 0;
-    for (size_t a = 0; a < ns; a++) {
-        uint64_t m = sum[a] | sum[sw + a] | sum[2 * sw + a] | sum[3 * sw + a];
-        sum[a] = sum[sw + a] = sum[2 * sw + a] = sum[3 * sw + a] = 0;
-        while (m) {
-            size_t w = a * 64 + (size_t)__builtin_ctzll(m);
-            uint64_t b = bits[w];
-            m &= m - 1;
-            bits[w] = 0;
-            __m512i pos = _mm512_maskz_compress_epi8(b, iota);
-            __m512i base = _mm512_set1_epi32((int)(w * 64));
-            int pc = __builtin_popcountll(b);
-            for (int q = 0; q < pc; q += 16) { /* one step unless the word is dense */
-                __m512i ids =
-                    _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(pos)), base);
-                int left = pc - q;
-                _mm512_mask_storeu_epi32(u + o + q,
-                                         left >= 16 ? (__mmask16)0xffffu
-                                                    : (__mmask16)((1u << left) - 1u),
-                                         ids);
-                pos = _mm512_alignr_epi32(pos, pos, 4); /* the next 16 positions */
-            }
-            o += pc;
+    pick_walk it = {bits, sum, sw, ns, 0, 0};
+    size_t w;
+    for (uint64_t b; (b = pick_walk_next(&it, &w));) {
+        __m512i pos = _mm512_maskz_compress_epi8(b, iota);
+        __m512i base = _mm512_set1_epi32((int)(w * 64));
+        int pc = __builtin_popcountll(b);
+        for (int q = 0; q < pc; q += 16) { /* one step unless the word is dense */
+            __m512i ids = _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(pos)), base);
+            int left = pc - q;
+            _mm512_mask_storeu_epi32(
+                u + o + q, left >= 16 ? (__mmask16)0xffffu : (__mmask16)((1u << left) - 1u), ids);
+            pos = _mm512_alignr_epi32(pos, pos, 4); /* the next 16 positions */
         }
+        o += pc;
     }
 }
 #endif
@@ -518,20 +540,13 @@ void cx_pick_row(uint64_t *xp, uint64_t *bits, uint64_t *sum, size_t sw, cx_inde
 #endif
     (void)vec;
     cx_index o = 0;
-    for (size_t a = 0; a < ns; a++) {
-        uint64_t m = sum[a] | sum[sw + a] | sum[2 * sw + a] | sum[3 * sw + a];
-        sum[a] = sum[sw + a] = sum[2 * sw + a] = sum[3 * sw + a] = 0;
-        while (m) {
-            size_t w = a * 64 + (size_t)__builtin_ctzll(m);
-            uint64_t b = bits[w];
-            m &= m - 1;
-            bits[w] = 0;
-            do { /* usually one bit per word */
-                u[o++] = (cx_index)(w * 64 + (size_t)__builtin_ctzll(b));
-                b &= b - 1;
-            } while (b);
-        }
-    }
+    pick_walk it = {bits, sum, sw, ns, 0, 0};
+    size_t w;
+    for (uint64_t b; (b = pick_walk_next(&it, &w));)
+        do { /* usually one bit per word */
+            u[o++] = (cx_index)(w * 64 + (size_t)__builtin_ctzll(b));
+            b &= b - 1;
+        } while (b);
 }
 
 /*
