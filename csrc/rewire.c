@@ -839,18 +839,34 @@ static inline int rw_stream_init(rw_stream *m, unsigned cols, const cx_row *r, c
     return nx;
 }
 
+/*
+ * The cut as the AVX-512 merges test it.  A synapse is kept when key(w) >=
+ * T, key = |w| bits + 1 (NaN: 0), that is when its |w| bits lie in
+ * [A, B]: [T - 1, 0x7f800000] (NaN's out), or everything for T = 0 (the
+ * NaN's then are the ties, key == T).
+ */
+typedef struct {
+    __m512i A, B, T;
+} rw_cut;
+
+__attribute__((target("avx512f"), always_inline)) static inline rw_cut rw_cut_of(uint32_t T) {
+    rw_cut c = {_mm512_set1_epi32((int32_t)(T ? T - 1 : 0)),
+                _mm512_set1_epi32((int32_t)(T ? 0x7f800000u : 0xffffffffu)),
+                _mm512_set1_epi32((int32_t)T)};
+    return c;
+}
+
 /* One block of the branch-free loop of row_merge_avx512 (ties == T are
  * dropped while m->t < m->rt, counting them in (pre, post) order as
  * seg_keep does; nx extra columns, a constant at each call site);
  * returns 1 when the row is complete (m->o = its length).  A synapse is
- * kept when its |w| bits lie in [A, B] (the key test of the cut: see
- * merge_pair_avx512); the originals inside the segment are those with
- * P[q] <= lim + q (unsigned: lim + j + 15 < 2^32).  Each step also
- * prefetches the next row's arrays at the same position, so that row is
- * in cache when its turn comes (the hardware prefetcher starts cold on
- * every allocation). */
+ * kept when its |w| bits lie in [cut.A, cut.B] (rw_cut); the originals
+ * inside the segment are those with P[q] <= lim + q (unsigned: lim + j +
+ * 15 < 2^32).  Each step also prefetches the next row's arrays at the
+ * same position, so that row is in cache when its turn comes (the
+ * hardware prefetcher starts cold on every allocation). */
 __attribute__((target("avx512f"), always_inline)) static inline int
-rw_step(rw_stream *m, __m512i vA, __m512i vB, __m512i vT, int nx) {
+rw_step(rw_stream *m, rw_cut cut, int nx) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i absm = _mm512_set1_epi32(0x7fffffff);
     cx_index j = m->j, o = m->o, left = m->n - j;
@@ -865,13 +881,13 @@ rw_step(rw_stream *m, __m512i vA, __m512i vB, __m512i vT, int nx) {
     __mmask16 seg = (__mmask16)((1u << cnt) - 1u);
     __m512i w = _mm512_maskz_loadu_epi32(valid, m->W + j);
     __m512i uu = _mm512_and_si512(w, absm);
-    __mmask16 km = _mm512_mask_cmpge_epu32_mask(_mm512_cmple_epu32_mask(uu, vB), uu, vA) & seg;
+    __mmask16 km = _mm512_mask_cmpge_epu32_mask(_mm512_cmple_epu32_mask(uu, cut.B), uu, cut.A) & seg;
     if (m->t < m->rt) { /* ties still to drop: the first ones in order go */
         /* ties: key == T, key = |w| bits + 1, NaN's 0 (so for T = 0 the
          * NaN's, which [A, B] keeps) */
         __mmask16 nan = _mm512_cmpgt_epu32_mask(uu, _mm512_set1_epi32(0x7f800000));
         __m512i kk = _mm512_maskz_add_epi32((__mmask16)~nan, uu, _mm512_set1_epi32(1));
-        unsigned e = (unsigned)_mm512_mask_cmpeq_epi32_mask(km, kk, vT);
+        unsigned e = (unsigned)_mm512_mask_cmpeq_epi32_mask(km, kk, cut.T);
         while (e) {
             int l = __builtin_ctz(e);
             e &= e - 1;
@@ -906,16 +922,16 @@ rw_step(rw_stream *m, __m512i vA, __m512i vB, __m512i vT, int nx) {
 
 /* Run streams A and B to completion, interleaved while both run. */
 __attribute__((target("avx512f"), always_inline)) static inline void
-rw_run_pair(rw_stream *A, rw_stream *B, __m512i vA, __m512i vB, __m512i vT, int nx) {
+rw_run_pair(rw_stream *A, rw_stream *B, rw_cut cut, int nx) {
     int fa = 0, fb = 0;
     while (!(fa | fb)) {
-        fa = rw_step(A, vA, vB, vT, nx);
-        fb = rw_step(B, vA, vB, vT, nx);
+        fa = rw_step(A, cut, nx);
+        fb = rw_step(B, cut, nx);
     }
     while (!fa)
-        fa = rw_step(A, vA, vB, vT, nx);
+        fa = rw_step(A, cut, nx);
     while (!fb)
-        fb = rw_step(B, vA, vB, vT, nx);
+        fb = rw_step(B, cut, nx);
 }
 
 /*
@@ -927,18 +943,13 @@ rw_run_pair(rw_stream *A, rw_stream *B, __m512i vA, __m512i vB, __m512i vT, int 
  * The extra columns (0 to 3) select a specialised loop.  na, nb (or
  * NULL): the rows merged after a and b, prefetched along.  Returns the
  * lengths in *oa, *ob.
- * The cut's test, key(w) >= T with key = |w| bits + 1 (NaN: 0), is
- * |w| bits in [A, B]: [T - 1, 0x7f800000] (NaN's out), or everything
- * for T = 0.
  */
 __attribute__((target("avx512f"))) static void
 merge_pair_avx512(unsigned cols, const cx_row *ra, cx_row *da, const cx_index *ua, cx_index ca,
                   const cx_real *wa, const cx_row *rb, cx_row *db, const cx_index *ub,
                   cx_index cb, const cx_real *wb, uint32_t T, cx_size *tie, cx_size r_ties,
                   cx_index *oa, cx_index *ob, const cx_row *na, const cx_row *nb) {
-    const __m512i vA = _mm512_set1_epi32((int32_t)(T ? T - 1 : 0));
-    const __m512i vB = _mm512_set1_epi32((int32_t)(T ? 0x7f800000u : 0xffffffffu));
-    const __m512i vT = _mm512_set1_epi32((int32_t)T);
+    const rw_cut cut = rw_cut_of(T);
     cx_size tb = *tie;
     if (tb < r_ties) {
         const cx_real *W = ra->col[CX_COL_WEIGHT];
@@ -950,13 +961,13 @@ merge_pair_avx512(unsigned cols, const cx_row *ra, cx_row *da, const cx_index *u
     rw_stream_init(&B, cols, rb, db, ub, cb, wb, tb, r_ties, nb);
     switch (nx) {
     case 0:
-        rw_run_pair(&A, &B, vA, vB, vT, 0);
+        rw_run_pair(&A, &B, cut, 0);
         break;
     case 1:
-        rw_run_pair(&A, &B, vA, vB, vT, 1);
+        rw_run_pair(&A, &B, cut, 1);
         break;
     default:
-        rw_run_pair(&A, &B, vA, vB, vT, nx);
+        rw_run_pair(&A, &B, cut, nx);
         break;
     }
     *oa = A.o;
@@ -975,21 +986,19 @@ __attribute__((target("avx512f"))) static cx_index
 row_merge_avx512(unsigned cols, const cx_row *r, cx_row *dst, const cx_index *u, cx_index c,
                  const cx_real *wn, uint32_t T, cx_size *tie, cx_size r_ties,
                  const cx_row *next) {
-    const __m512i vA = _mm512_set1_epi32((int32_t)(T ? T - 1 : 0));
-    const __m512i vB = _mm512_set1_epi32((int32_t)(T ? 0x7f800000u : 0xffffffffu));
-    const __m512i vT = _mm512_set1_epi32((int32_t)T);
+    const rw_cut cut = rw_cut_of(T);
     rw_stream A;
     switch (rw_stream_init(&A, cols, r, dst, u, c, wn, *tie, r_ties, next)) {
     case 0:
-        while (!rw_step(&A, vA, vB, vT, 0))
+        while (!rw_step(&A, cut, 0))
             ;
         break;
     case 1:
-        while (!rw_step(&A, vA, vB, vT, 1))
+        while (!rw_step(&A, cut, 1))
             ;
         break;
     default:
-        while (!rw_step(&A, vA, vB, vT, A.nx))
+        while (!rw_step(&A, cut, A.nx))
             ;
         break;
     }
